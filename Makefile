@@ -1,0 +1,33 @@
+# blazedit — `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+BLAZEDIT := $(VENV)/bin/blazedit
+TORCH_VERSION ?= 2.13.0
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.setup-done ## create .venv and install everything (torch $(TORCH_VERSION) first, then editable installs)
+
+$(VENV)/.setup-done: server/pyproject.toml lsp/pyproject.toml clients/python/pyproject.toml models/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==$(TORCH_VERSION)
+	$(PIP) install --quiet -e clients/python -e models -e lsp -e "server[test]"
+	touch $@
+
+models: setup ## fetch and convert the default model pair into the cache
+	$(BLAZEDIT) models fetch
+
+test: setup ## run the test suite
+	$(PY) -m pytest -q -ra
+
+lint: setup ## ruff over the whole repository
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: help setup models test lint

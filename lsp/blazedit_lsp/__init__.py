@@ -1,0 +1,1 @@
+"""blazedit's language server: streams daemon edits into the editor as incremental text edits (no torch)."""

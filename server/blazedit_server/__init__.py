@@ -1,0 +1,1 @@
+"""blazedit's daemon and engine: the only distribution that imports torch."""
