@@ -1,0 +1,164 @@
+"""`blazedit edit FILE --server URL`: stream an edit from a running daemon, show its progress, print a diff.
+
+Works over SSH or from any machine that can reach the daemon; only the file's text travels, the daemon
+never reads a path. The edited file is the concatenation of the `delta` texts; `hunk` events only move the
+progress bar.
+The file on disk is rewritten only with `--write`, and only when the model finished on its own (`stop`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from blazedit_client.errors import BlazeditError, InvalidRequestError
+from blazedit_client.http import DEFAULT_URL, EditClient
+from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent, Strategy
+
+
+@dataclass
+class RemoteEdit:
+    original: str
+    text: str
+    done: DoneEvent
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that send `blazedit edit` to a daemon instead of loading models in this process."""
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help=f"stream the edit from a running daemon (e.g. {DEFAULT_URL}) instead of loading the models here",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("BLAZEDIT_API_KEY"),
+        help="the daemon's API key (default: $BLAZEDIT_API_KEY); only with --server",
+    )
+
+
+def read_source(path: Path) -> str:
+    """The file's text, or a clear error for a missing, unreadable or binary file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}", param="file") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(f"{path} is not UTF-8 text", param="file") from exc
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("lines  {task.fields[tokens]} tokens  {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _rate(tokens: int, progress: Progress, task: int) -> str:
+    elapsed = progress.tasks[task].elapsed or 0.0
+    return f"{tokens / elapsed:.0f} tok/s" if elapsed > 0 else ""
+
+
+def stream_remote_edit(client: EditClient, request: EditRequest, console: Console) -> RemoteEdit:
+    """Run one edit on the daemon with a progress bar over the original file's lines."""
+    original_lines = max(1, request.file.count("\n") + 1)
+    pieces: list[str] = []
+    tokens = 0
+    with _progress(console) as progress:
+        task = progress.add_task(request.path or "edit", total=original_lines, tokens=0, rate="")
+        for event in client.stream_edit(request):
+            if isinstance(event, DeltaEvent):
+                pieces.append(event.text)
+                tokens += len(event.token_ids)
+                progress.update(task, tokens=tokens, rate=_rate(tokens, progress, task))
+            elif isinstance(event, HunkEvent):
+                progress.update(task, completed=min(event.old_end, original_lines))
+            elif isinstance(event, DoneEvent):
+                progress.update(task, completed=original_lines)
+                return RemoteEdit(original=request.file, text="".join(pieces), done=event)
+    raise BlazeditError("the daemon closed the stream before the edit was done")
+
+
+def print_diff(console: Console, path: str, old: str, new: str) -> None:
+    """A unified diff, coloured on a terminal, plain when piped (ready for `patch`)."""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+    )
+    for line in lines:
+        style = (
+            "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line[:1] == "@"
+            else ""
+        )
+        console.print(Text(line.rstrip("\n"), style=style), soft_wrap=True, highlight=False)
+
+
+def print_summary(console: Console, done: DoneEvent) -> None:
+    usage, timings = done.usage, done.timings
+    console.print(
+        f"{done.finish_reason.value}: {usage.completion_tokens} tokens in {timings.decode_s:.2f} s "
+        f"({timings.decode_tokens_per_s:.0f} tok/s), {usage.accepted_prediction_tokens} copied from the "
+        f"original, {done.stats.target_passes} target passes",
+        highlight=False,
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace the file in one rename, so an interrupted write never leaves it half-written."""
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent, delete=False) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def run_remote_edit(
+    path: Path,
+    instruction: str,
+    *,
+    server: str,
+    api_key: str | None = None,
+    write: bool = False,
+    strategy: Strategy | None = None,
+    max_tokens: int | None = None,
+) -> int:
+    """The terminal remote mode: stream, print the diff to stdout, optionally write the file; exit status."""
+    request = EditRequest(
+        file=read_source(path),
+        instruction=instruction,
+        path=path.name,
+        strategy=strategy,
+        max_tokens=max_tokens,
+    )
+    out, err = Console(), Console(stderr=True)
+    with EditClient(server, api_key=api_key) as client:
+        result = stream_remote_edit(client, request, err)
+    print_diff(out, path.name, result.original, result.text)
+    print_summary(err, result.done)
+    if not write:
+        return 0
+    if result.done.finish_reason is not FinishReason.stop:
+        err.print(
+            f"not writing {path}: the edit ended with '{result.done.finish_reason.value}'", highlight=False
+        )
+        return 1
+    write_atomically(path, result.text)
+    err.print(f"wrote {path}", highlight=False)
+    return 0
