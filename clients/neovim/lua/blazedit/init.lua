@@ -1,0 +1,220 @@
+-- blazedit for Neovim: starts the `blazedit-lsp` bridge through Neovim's LSP client and adds
+-- :BlazeditEdit {instruction} (whole buffer, or the lines of a range / visual selection) and :BlazeditCancel,
+-- which call the bridge's `workspace/executeCommand` commands `blazedit.edit` and `blazedit.cancel`.
+-- The bridge streams the edit back as `workspace/applyEdit`; Neovim applies it with its own handler.
+-- Works with Neovim 0.7 and later (vim.lsp.start where it exists, start_client + buf_attach_client before).
+
+local M = {}
+
+local DEFAULTS = {
+  cmd = { "blazedit-lsp" },
+  daemon_url = "http://127.0.0.1:8000",
+  api_key = nil, -- nil: $BLAZEDIT_API_KEY, when set
+  apply_mode = "stream", -- "stream": apply each stable hunk as it arrives; "final": one edit at the end
+  presets = nil, -- extra instructions offered as code actions on a selection
+}
+
+local KNOWN_OPTIONS = { cmd = true, daemon_url = true, api_key = true, apply_mode = true, presets = true }
+local APPLY_MODES = { stream = true, final = true }
+
+local config = vim.deepcopy(DEFAULTS)
+local state = { client_id = nil, pending = {}, running = {} }
+
+local function notify(message, level)
+  vim.notify("blazedit: " .. message, level or vim.log.levels.INFO)
+end
+
+local function check_options(opts)
+  for key in pairs(opts) do
+    if not KNOWN_OPTIONS[key] then
+      error(string.format("blazedit.setup: unknown option '%s'", key), 3)
+    end
+  end
+  vim.validate({
+    cmd = { opts.cmd, "table", true },
+    daemon_url = { opts.daemon_url, "string", true },
+    api_key = { opts.api_key, "string", true },
+    apply_mode = { opts.apply_mode, "string", true },
+    presets = { opts.presets, "table", true },
+  })
+  if opts.apply_mode ~= nil and not APPLY_MODES[opts.apply_mode] then
+    error("blazedit.setup: apply_mode must be 'stream' or 'final', not '" .. opts.apply_mode .. "'", 3)
+  end
+  if opts.cmd ~= nil and type(opts.cmd[1]) ~= "string" then
+    error("blazedit.setup: cmd must be a list such as { 'blazedit-lsp' }", 3)
+  end
+end
+
+--- The bridge's initialization options and `blazedit` configuration section (same shape).
+function M.bridge_options()
+  local options = {
+    daemonUrl = config.daemon_url,
+    applyMode = config.apply_mode,
+    apiKey = config.api_key or os.getenv("BLAZEDIT_API_KEY"),
+  }
+  if config.presets then
+    options.presets = config.presets
+  end
+  return options
+end
+
+local function on_attach(client, bufnr)
+  local queued = state.pending[bufnr] or {}
+  state.pending[bufnr] = nil
+  for _, fn in ipairs(queued) do
+    fn(client)
+  end
+end
+
+local function client_config()
+  return {
+    name = "blazedit",
+    cmd = config.cmd,
+    root_dir = vim.loop.cwd(),
+    init_options = M.bridge_options(),
+    settings = { blazedit = M.bridge_options() },
+    on_attach = on_attach,
+  }
+end
+
+local function start_client(bufnr)
+  if vim.fn.executable(config.cmd[1]) ~= 1 then
+    notify(
+      "cannot start the bridge: '" .. config.cmd[1] .. "' is not an executable; install blazedit-lsp "
+        .. "(pip install blazedit-lsp) or set cmd in require('blazedit').setup{}",
+      vim.log.levels.ERROR
+    )
+    return nil
+  end
+  if vim.lsp.start then
+    return vim.lsp.start(client_config(), { bufnr = bufnr })
+  end
+  local client = state.client_id and vim.lsp.get_client_by_id(state.client_id)
+  if not client or client.is_stopped() then
+    state.client_id = vim.lsp.start_client(client_config())
+  end
+  vim.lsp.buf_attach_client(bufnr, state.client_id)
+  return state.client_id
+end
+
+-- Runs fn(client) once the bridge is initialized and has the buffer open (its didOpen sent);
+-- false when the bridge could not be started.
+local function with_client(bufnr, fn)
+  local id = start_client(bufnr)
+  local client = id and vim.lsp.get_client_by_id(id)
+  if not client then
+    return false
+  end
+  if client.initialized and vim.lsp.buf_is_attached(bufnr, id) then
+    fn(client)
+  else
+    state.pending[bufnr] = state.pending[bufnr] or {}
+    table.insert(state.pending[bufnr], fn)
+  end
+  return true
+end
+
+local function line_length(client, text)
+  local encoding = client.offset_encoding or "utf-16"
+  if encoding == "utf-8" then
+    return #text
+  end
+  local utf32, utf16 = vim.str_utfindex(text)
+  return encoding == "utf-32" and utf32 or utf16
+end
+
+--- The LSP range covering whole lines first..last (1-based, inclusive) of the buffer.
+local function line_range(client, bufnr, first, last)
+  local range = { start = { line = first - 1, character = 0 } }
+  if last < vim.api.nvim_buf_line_count(bufnr) then
+    range["end"] = { line = last, character = 0 }
+  else
+    local text = vim.api.nvim_buf_get_lines(bufnr, last - 1, last, true)[1]
+    range["end"] = { line = last - 1, character = line_length(client, text) }
+  end
+  return range
+end
+
+local function finish(bufnr, err)
+  state.running[bufnr] = nil
+  if err then
+    notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+  end
+  vim.cmd("doautocmd <nomodeline> User BlazeditDone")
+end
+
+local function execute(client, bufnr, command, argument, on_result)
+  local params = { command = command, arguments = { argument } }
+  local sent = client.request("workspace/executeCommand", params, function(err)
+    on_result(err)
+  end, bufnr)
+  if not sent then
+    on_result({ message = "the bridge is not running (see :LspInfo / :messages)" })
+  end
+end
+
+--- Edit the buffer (or lines first..last of it) with a natural-language instruction.
+function M.edit(instruction, opts)
+  opts = opts or {}
+  local bufnr = opts.bufnr or vim.api.nvim_get_current_buf()
+  if not instruction or vim.trim(instruction) == "" then
+    notify("give an instruction, e.g. :BlazeditEdit add type hints", vim.log.levels.ERROR)
+    return
+  end
+  state.running[bufnr] = true
+  local started = with_client(bufnr, function(client)
+    local argument = { uri = vim.uri_from_bufnr(bufnr), instruction = vim.trim(instruction) }
+    if opts.first then
+      argument.range = line_range(client, bufnr, opts.first, opts.last or opts.first)
+    end
+    execute(client, bufnr, "blazedit.edit", argument, function(err)
+      finish(bufnr, err)
+    end)
+  end)
+  if not started then
+    state.running[bufnr] = nil
+  end
+end
+
+--- Cancel the edit running on the buffer.
+function M.cancel(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  state.pending[bufnr] = nil
+  with_client(bufnr, function(client)
+    execute(client, bufnr, "blazedit.cancel", { uri = vim.uri_from_bufnr(bufnr) }, function(err)
+      if err then
+        notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+      end
+    end)
+  end)
+end
+
+--- True while an edit started from this Neovim runs on the buffer.
+function M.is_running(bufnr)
+  return state.running[bufnr or vim.api.nvim_get_current_buf()] == true
+end
+
+local function edit_command(args)
+  if args.range > 0 then
+    M.edit(args.args, { first = args.line1, last = args.line2 })
+  else
+    M.edit(args.args)
+  end
+end
+
+--- Configure the plugin and define :BlazeditEdit and :BlazeditCancel.
+function M.setup(opts)
+  opts = opts or {}
+  check_options(opts)
+  config = vim.tbl_extend("force", vim.deepcopy(DEFAULTS), opts)
+  vim.api.nvim_create_user_command("BlazeditEdit", edit_command, {
+    nargs = "+",
+    range = true,
+    desc = "Edit the buffer (or the selected lines) with blazedit: :BlazeditEdit {instruction}",
+  })
+  vim.api.nvim_create_user_command("BlazeditCancel", function()
+    M.cancel()
+  end, { nargs = 0, desc = "Cancel the blazedit edit running on this buffer" })
+end
+
+return M
