@@ -1,0 +1,256 @@
+"""Drafters: where the tokens that the target verifies come from.
+
+A drafter is told the whole sequence so far (prompt + accepted output) and a length budget, and proposes a
+`Draft`. Three implementations share the `Drafter` protocol:
+
+- `LookupDrafter` (strategy pld): position-aware prompt lookup (`PromptLookup`) over the reference text.
+- `ModelDrafter` without a lookup (strategy draft): the small model writes the draft token by token.
+- `ModelDrafter` with a lookup (strategy multilayer): prompt lookup proposes a run of tokens, the draft model
+  checks the run in one forward pass and adds its own next token, repeated until the draft is long enough or
+  the draft model is unsure of its own token. Copy-heavy stretches give long drafts at almost no cost, edited
+  stretches short drafts written by the small model.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from .backend import Backend
+from .sampling import Sampler, probabilities, sample
+
+PLD, DRAFT = "pld", "draft"
+
+
+@dataclass
+class Draft:
+    tokens: list[int] = field(default_factory=list)
+    origins: list[str] = field(
+        default_factory=list
+    )  # per token: PLD (copied) or DRAFT (written by the model)
+    q: list[torch.Tensor] | None = None  # per token: the draft model's distribution [vocab] (sampling only)
+    rounds: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # per draft pass: (copied tokens checked, kept)
+
+    def add(self, tokens: Sequence[int], origins: Sequence[str], q: Sequence[torch.Tensor] | None) -> None:
+        self.tokens += tokens
+        self.origins += origins
+        if q is not None:
+            self.q = (self.q or []) + list(q)
+
+    def q_matrix(self) -> torch.Tensor | None:
+        return torch.stack(self.q) if self.q else None  # [k, vocab]
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """The budget of one target step, chosen by `policy`."""
+
+    total: int  # tokens the target verifies at most
+    per_round: int = 0  # prompt-lookup tokens the draft model checks per forward (multilayer)
+
+
+class Drafter(Protocol):
+    def start(self, prompt: Sequence[int]) -> None: ...
+
+    def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft: ...
+
+
+# --- position-aware prompt lookup ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    pos: int | None  # index in the lookup tokens of the next token we expect the output to copy; None: lost
+    hint: int  # where the output was last aligned: re-anchoring prefers matches from here on
+
+
+class PromptLookup:
+    """Prompt lookup that knows where the output is in the reference.
+
+    The lookup tokens are the reference (the prompt with the original file, or a prediction) followed by the
+    output as it is accepted. While the output copies the reference, the anchor just moves forward and the
+    proposal is the continuation from there. When the output diverges (an edit), the anchor is re-found with
+    the latest output n-gram: the longest n-gram that occurs, at its first occurrence from the last aligned
+    position on, else at its nearest occurrence before it (anywhere in reference + output). Repeated code is
+    thus copied from the right place, unlike the left-most match of plain prompt lookup. N-grams are indexed
+    once, and each accepted token costs O(n_max) to index, so a step's cost does not grow with the prompt.
+    """
+
+    def __init__(self, reference: Sequence[int], n_max: int = 4) -> None:
+        self.n_max = n_max
+        self.tokens: list[int] = []
+        self.index: dict[tuple[int, ...], list[int]] = defaultdict(list)  # n-gram -> positions right after it
+        self.anchor = Anchor(pos=None, hint=0)
+        self.extend(reference)
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        for token in tokens:
+            self.tokens.append(token)
+            end = len(self.tokens)
+            for n in range(1, min(self.n_max, end) + 1):
+                self.index[tuple(self.tokens[end - n : end])].append(end)
+
+    def commit(self, tokens: Sequence[int]) -> None:
+        """Accepted output tokens: move the anchor along them, then make them searchable."""
+        self.anchor = self.follow(self.anchor, tokens)
+        self.extend(tokens)
+
+    def follow(self, anchor: Anchor, tokens: Sequence[int]) -> Anchor:
+        """The anchor after the output grows by `tokens` (not yet in the lookup tokens)."""
+        recent = self.tokens[-self.n_max :]
+        for token in tokens:
+            recent = [*recent[1 - self.n_max :], token]
+            anchor = self.step(anchor, token, recent)
+        return anchor
+
+    def step(self, anchor: Anchor, token: int, recent: Sequence[int]) -> Anchor:
+        pos = anchor.pos
+        if pos is not None and pos < len(self.tokens) and self.tokens[pos] == token:
+            return Anchor(pos + 1, pos + 1)
+        return self.reanchor(recent, anchor.hint)
+
+    def reanchor(self, recent: Sequence[int], hint: int) -> Anchor:
+        for n in range(min(self.n_max, len(recent)), 0, -1):
+            positions = self.index.get(tuple(recent[-n:]))
+            if positions:
+                pos = nearest(positions, hint, len(self.tokens))
+                if pos is not None:
+                    return Anchor(pos, pos)
+        return Anchor(None, hint)
+
+    def propose(self, k: int, extra: Sequence[int] = ()) -> list[int]:
+        """Up to k tokens that should follow the output (+ `extra`, tokens drafted but not yet accepted)."""
+        anchor = self.follow(self.anchor, extra) if extra else self.anchor
+        if anchor.pos is None or k <= 0:
+            return []
+        return self.tokens[anchor.pos : anchor.pos + k]
+
+
+def nearest(positions: list[int], hint: int, end: int) -> int | None:
+    """The first position >= hint with a continuation (< end), else the last one before hint."""
+    i = bisect.bisect_left(positions, hint)
+    if i < len(positions) and positions[i] < end:
+        return positions[i]
+    return positions[i - 1] if i > 0 and positions[i - 1] < end else None
+
+
+class LookupDrafter:
+    """Strategy pld: the draft is the prompt-lookup continuation."""
+
+    def __init__(self, reference: Sequence[int] | None = None) -> None:
+        self.reference = reference
+        self.lookup = PromptLookup(())
+        self.prompt_len = 0
+
+    def start(self, prompt: Sequence[int]) -> None:
+        self.lookup = PromptLookup(prompt if self.reference is None else self.reference)
+        self.prompt_len = len(prompt)
+        self.committed = 0
+
+    def sync(self, seq: Sequence[int]) -> None:
+        """Feed the output accepted since the last call to the lookup."""
+        new = seq[self.prompt_len + self.committed :]
+        self.lookup.commit(new)
+        self.committed += len(new)
+
+    def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft:
+        self.sync(seq)
+        tokens = self.lookup.propose(lengths.total)
+        return Draft(list(tokens), [PLD] * len(tokens))
+
+
+# --- the draft model, alone or fed by prompt lookup ---------------------------------------------------------
+
+
+class ModelDrafter:
+    """Strategies draft (lookup None) and multilayer (lookup given); see the module docstring."""
+
+    def __init__(
+        self, backend: Backend, sampler: Sampler, lookup: LookupDrafter | None = None, sure: float = 0.5
+    ) -> None:
+        self.backend = backend
+        self.sampler = sampler
+        self.lookup = lookup
+        self.sure = sure  # stop drafting after an own token the draft model gives less than this probability
+        self.cached: list[int] = []  # the tokens in the draft model's cache
+        self.passes = 0
+
+    def start(self, prompt: Sequence[int]) -> None:
+        self.backend.reset()
+        self.cached = list(prompt[:-1])
+        if self.cached:
+            self.backend.forward(self.cached, logits_from=len(self.cached) - 1)
+        self.synced = len(self.cached)  # cached[:synced] == seq[:synced] (seq only grows)
+        if self.lookup is not None:
+            self.lookup.start(prompt)
+
+    def sync(self, seq: Sequence[int]) -> list[int]:
+        """Crop the draft cache to its common prefix with seq; returns the tokens still to feed (>= 1)."""
+        n = common_prefix(self.cached, seq, limit=len(seq) - 1, start=min(self.synced, len(seq) - 1))
+        self.backend.truncate(n)
+        del self.cached[n:]
+        self.synced = n
+        return list(seq[n:])
+
+    def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft:
+        pending = self.sync(seq)
+        if self.lookup is not None:
+            self.lookup.sync(seq)
+        draft = Draft(q=None)
+        while len(draft.tokens) < lengths.total:
+            room = lengths.total - len(draft.tokens)
+            candidates = self.candidates(draft.tokens, min(lengths.per_round, room - 1))
+            sure = self.round(pending, candidates, draft)
+            pending = draft.tokens[-1:]
+            if not sure:
+                break
+        return draft
+
+    def candidates(self, drafted: list[int], k: int) -> list[int]:
+        if self.lookup is None or k <= 0:
+            return []
+        return self.lookup.lookup.propose(k, extra=drafted)
+
+    def round(self, pending: list[int], candidates: list[int], draft: Draft) -> bool:
+        """One draft forward over pending + candidates: keep the candidates the draft model agrees with, add
+        its own next token, crop the cache to the kept tokens. Returns whether it was sure of its own
+        token."""
+        start = self.backend.n_cached
+        logits = self.backend.forward(pending + candidates, logits_from=len(pending) - 1)  # [k + 1, vocab]
+        self.passes += 1
+        m, own, q, confidence = self.check(candidates, logits)
+        self.backend.truncate(start + len(pending) + m)
+        self.cached += pending + candidates[:m]
+        draft.rounds.append((len(candidates), m))
+        draft.add([*candidates[:m], own], [PLD] * m + [DRAFT], q)
+        return confidence >= self.sure
+
+    def check(self, candidates: list[int], logits: torch.Tensor) -> tuple[int, int, list | None, float]:
+        """(m, own token, q rows of the kept tokens or None when greedy, confidence in the own token)."""
+        if self.sampler.greedy:
+            best = logits.argmax(dim=-1).tolist()
+            m = common_prefix(candidates, best, limit=len(candidates))
+            confidence = float(torch.softmax(logits[m].float(), dim=-1)[best[m]])
+            return m, best[m], None, confidence
+        q = probabilities(logits, self.sampler)  # [k + 1, vocab]
+        for m, x in enumerate(candidates):
+            y = sample(q[m], self.sampler)  # the draft model samples; a copied token survives if it matches
+            if y != x:
+                return m, y, list(q[: m + 1]), float(q[m].max())
+        own = sample(q[len(candidates)], self.sampler)
+        return len(candidates), own, list(q), float(q[len(candidates)].max())
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int], limit: int, start: int = 0) -> int:
+    """Length of the common prefix of a and b (at most limit), given that the first `start` tokens agree."""
+    n = start
+    while n < limit and n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n

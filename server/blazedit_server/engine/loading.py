@@ -1,0 +1,81 @@
+"""Builds the engine's parts from a LocalPair: the backends (transformers or llama.cpp) and the tokenizer.
+
+This is the only place the engine reads model files. The tokenizer is always the HF tokenizer from the
+target's `hf_dir`, whichever backend runs the models.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+import torch
+from blazedit_client.errors import InvalidRequestError
+from transformers import AutoTokenizer
+
+from .backend import Backend
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "transformers", "llamacpp")
+
+
+def resolve_backend(backend: str, pair: Any, device: str = "auto") -> str:
+    """ "auto": llama.cpp on a machine without CUDA when llama_cpp is importable and the pair has GGUF
+    files."""
+    if backend not in BACKENDS:
+        raise InvalidRequestError(
+            f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}", param="backend"
+        )
+    if backend != "auto":
+        return backend
+    has_gguf = pair.target.gguf is not None and pair.draft.gguf is not None
+    cuda = torch.cuda.is_available() and device != "cpu"
+    llama = importlib.util.find_spec("llama_cpp") is not None
+    return "llamacpp" if has_gguf and llama and not cuda else "transformers"
+
+
+def load_tokenizer(model: Any) -> Any:
+    if model.hf_dir is None:
+        raise InvalidRequestError(f"model {model.name} has no tokenizer folder (hf_dir)", param="model")
+    return AutoTokenizer.from_pretrained(model.hf_dir)
+
+
+def load_backend(model: Any, backend: str, *, device: str, dtype: str) -> Backend:
+    if backend == "llamacpp":
+        from .llamacpp import LlamaCppBackend
+
+        if model.gguf is None:
+            raise InvalidRequestError(f"model {model.name} has no GGUF file for llama.cpp", param="backend")
+        return LlamaCppBackend.load(model.gguf)
+    from .hf import HFBackend
+
+    if model.hf_dir is None:
+        raise InvalidRequestError(f"model {model.name} has no transformers folder (hf_dir)", param="backend")
+    return HFBackend.load(model.hf_dir, device=device, dtype=dtype)
+
+
+def check_tokenizers(target_tok: Any, draft_tok: Any) -> None:
+    """The draft must speak the target's token ids: blazedit_models' check when it is there."""
+    try:
+        from blazedit_models.cache import check_shared_tokenizer
+    except ImportError:
+        check_shared_tokenizer = local_tokenizer_check
+    check_shared_tokenizer(target_tok, draft_tok)
+
+
+def local_tokenizer_check(target_tok: Any, draft_tok: Any) -> None:
+    probe = "def f(x):\n    return x  # é 漢字 <|im_end|>"
+    if len(target_tok) != len(draft_tok) or target_tok.encode(probe) != draft_tok.encode(probe):
+        raise InvalidRequestError("the draft model's tokenizer differs from the target's", param="model")
+
+
+def eos_ids(tokenizer: Any) -> set[int]:
+    """The tokens that end an answer: the tokenizer's EOS and Qwen-style chat/document end tokens."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id >= 0:
+            ids.add(token_id)
+    return ids

@@ -1,0 +1,380 @@
+"""The Engine: owns the two backends and the tokenizer, validates requests, and streams Started/Step/Finished.
+
+Every request (`edit`, `chat`, `complete`) is validated before any model work (errors name the offending
+`param`), then decoded by `speculative.generate` with the drafter of its strategy. Token ids become text
+through the incremental detokenizer, then stop strings, then (for `edit`) the file extractor, so `Step.text`
+of an edit is file content only. Not thread-safe: one worker thread uses an Engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blazedit_client.errors import ContextLengthError, EngineError, InvalidRequestError
+from blazedit_client.protocol import FinishReason, LayerStats, Stats, Strategy, Timings
+
+from . import loading
+from .backend import Backend
+from .drafters import LookupDrafter, ModelDrafter
+from .policy import DEFAULT_COSTS, Costs, Planner, measure
+from .prompt import FileExtractor, edit_messages
+from .sampling import make_sampler
+from .speculative import StepResult, generate
+from .text import Detokenizer, StopStrings
+
+log = logging.getLogger(__name__)
+
+ROLES = {"system", "user", "assistant"}
+LAYERS = ("pld", "draft", "target")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int | None = None  # None: up to the context window
+    temperature: float = 0.0  # 0 = greedy (lossless)
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class Started:
+    prompt_tokens: int
+
+
+@dataclass
+class Step:
+    token_ids: list[int]
+    text: str
+    drafted: int
+    accepted: int
+
+
+@dataclass
+class Finished:
+    finish_reason: FinishReason
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    stats: Stats
+    timings: Timings
+
+
+Event = Started | Step | Finished
+
+
+# --- validation (before any model work) ---------------------------------------------------------------------
+
+
+def check_text(value: Any, param: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{param} must be text", param=param)
+    if not allow_empty and not value.strip():
+        raise InvalidRequestError(f"{param} is empty", param=param)
+    if "\x00" in value:
+        raise InvalidRequestError(f"{param} looks binary (it contains NUL characters)", param=param)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(f"{param} is not valid UTF-8 text", param=param) from exc
+    return value
+
+
+def check_params(params: SamplingParams) -> None:
+    if params.max_new_tokens is not None and params.max_new_tokens < 1:
+        raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
+    if params.temperature < 0:
+        raise InvalidRequestError("temperature must be >= 0", param="temperature")
+    if not 0 < params.top_p <= 1:
+        raise InvalidRequestError("top_p must be in (0, 1]", param="top_p")
+    if any(not isinstance(stop, str) for stop in params.stop):
+        raise InvalidRequestError("stop must be a list of strings", param="stop")
+
+
+def check_messages(messages: Any) -> list[dict[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError("messages must be a non-empty list", param="messages")
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise InvalidRequestError(f"each message needs a role in {sorted(ROLES)}", param="messages")
+        check_text(message.get("content"), "messages", allow_empty=True)
+    return messages
+
+
+@dataclass
+class Request:
+    """A validated request, ready to decode."""
+
+    prompt: list[int]
+    reference: list[int] | None  # prompt-lookup source; None: the prompt
+    strategy: Strategy
+    params: SamplingParams
+    max_new_tokens: int
+    extractor: FileExtractor | None = None
+    cancel: threading.Event | None = None
+
+
+# --- per-request bookkeeping --------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    steps: int = 0
+    tokens: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    proposed_by: Counter = field(default_factory=Counter)
+    accepted_by: Counter = field(default_factory=Counter)
+
+    def add(self, result: StepResult) -> None:
+        self.steps += 1
+        self.tokens += len(result.tokens)
+        self.drafted += result.drafted
+        self.accepted += result.accepted
+        self.proposed_by.update(result.proposed_by)
+        self.accepted_by.update(result.accepted_by)
+
+    def stats(self, draft_passes: int) -> Stats:
+        layers = {
+            name: LayerStats(proposed=self.proposed_by[name], accepted=self.accepted_by[name])
+            for name in LAYERS[:2]
+        }
+        layers["target"] = LayerStats(proposed=self.drafted, accepted=self.accepted)
+        return Stats(
+            generated_tokens=self.tokens, target_passes=self.steps, draft_passes=draft_passes, layers=layers
+        )
+
+
+def timings(prefill_s: float, decode_s: float, tokens: int) -> Timings:
+    return Timings(
+        prefill_s=prefill_s, decode_s=decode_s, decode_tokens_per_s=tokens / decode_s if decode_s else 0.0
+    )
+
+
+class TextPipe:
+    """Token ids -> detokenized text -> stop strings -> (edit) file content."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], extractor: FileExtractor | None) -> None:
+        self.detok = Detokenizer(tokenizer.backend_tokenizer)
+        self.stops = StopStrings(stops)
+        self.extractor = extractor
+
+    def feed(self, token_ids: Sequence[int]) -> str:
+        text = self.stops.feed(self.detok.feed(token_ids))
+        return self.extractor.feed(text) if self.extractor else text
+
+    def finish(self) -> str:
+        text = self.stops.flush()
+        if self.extractor is None:
+            return text
+        return self.extractor.feed(text) + self.extractor.finish()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stops.stopped or (self.extractor is not None and self.extractor.done)
+
+
+# --- the engine ---------------------------------------------------------------------------------------------
+
+
+class Engine:
+    def __init__(
+        self,
+        target: Backend,
+        draft: Backend,
+        tokenizer: Any,
+        *,
+        model_name: str,
+        backend_name: str,
+        default_strategy: Strategy = Strategy.multilayer,
+        costs: tuple[Costs, Costs] = (DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.35)),
+    ) -> None:
+        self.target, self.draft, self.tokenizer = target, draft, tokenizer
+        self.model_name, self.backend_name, self.default_strategy = model_name, backend_name, default_strategy
+        self.target_costs, self.draft_costs = costs
+        self.n_ctx = min(target.n_ctx, draft.n_ctx)
+        self.eos = loading.eos_ids(tokenizer)
+
+    @classmethod
+    def load(
+        cls,
+        pair: Any,
+        *,
+        backend: str = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+        strategy: Strategy | None = None,
+        calibrate: bool = True,
+    ) -> Engine:
+        name = loading.resolve_backend(backend, pair, device)
+        tokenizer = loading.load_tokenizer(pair.target)
+        loading.check_tokenizers(tokenizer, loading.load_tokenizer(pair.draft))
+        target = loading.load_backend(pair.target, name, device=device, dtype=dtype)
+        draft = loading.load_backend(pair.draft, name, device=device, dtype=dtype)
+        engine = cls(
+            target,
+            draft,
+            tokenizer,
+            model_name=pair.name,
+            backend_name=name,
+            default_strategy=strategy or Strategy.multilayer,
+        )
+        if calibrate:
+            engine.calibrate()
+        return engine
+
+    def calibrate(self) -> None:
+        """Measure T(n) of both models (a few seconds), for the cost-aware draft lengths."""
+        self.target_costs, self.draft_costs = measure(self.target), measure(self.draft)
+        log.info("forward seconds by size: target %s, draft %s", self.target_costs, self.draft_costs)
+
+    # --- the three request kinds ---
+
+    def edit(
+        self,
+        file: str,
+        instruction: str,
+        *,
+        language: str | None = None,
+        path: str | None = None,
+        strategy: Strategy | None = None,
+        params: SamplingParams = SamplingParams(),
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        check_text(file, "file")
+        check_text(instruction, "instruction")
+        check_params(params)
+        prompt = self.encode_chat(edit_messages(file, instruction, language, path))
+        needed = params.max_new_tokens or len(self.tokenizer.encode(file, add_special_tokens=False)) + 16
+        self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
+        request = self.request(prompt, None, strategy, params, cancel)
+        request.extractor = FileExtractor(file)
+        return self.run(request)
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        prediction: str | None = None,
+        strategy: Strategy | None = None,
+        params: SamplingParams = SamplingParams(),
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        check_messages(messages)
+        check_params(params)
+        prompt = self.encode_chat(messages)
+        self.check_context(len(prompt), params.max_new_tokens or 1, "messages")
+        return self.run(self.request(prompt, self.encode_prediction(prediction), strategy, params, cancel))
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        prediction: str | None = None,
+        strategy: Strategy | None = None,
+        params: SamplingParams = SamplingParams(),
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        check_text(prompt, "prompt")
+        check_params(params)
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        self.check_context(len(ids), params.max_new_tokens or 1, "prompt")
+        return self.run(self.request(ids, self.encode_prediction(prediction), strategy, params, cancel))
+
+    # --- helpers ---
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def encode_prediction(self, prediction: str | None) -> list[int] | None:
+        if prediction is None:
+            return None
+        check_text(prediction, "prediction", allow_empty=True)
+        return self.tokenizer.encode(prediction, add_special_tokens=False)
+
+    def check_context(self, prompt_tokens: int, new_tokens: int, param: str) -> None:
+        if prompt_tokens + new_tokens > self.n_ctx:
+            raise ContextLengthError(
+                f"{prompt_tokens} prompt tokens + {new_tokens} new tokens exceed the model's context of "
+                f"{self.n_ctx} tokens",
+                param=param,
+            )
+
+    def request(
+        self,
+        prompt: list[int],
+        reference: list[int] | None,
+        strategy: Strategy | None,
+        params: SamplingParams,
+        cancel: threading.Event | None,
+    ) -> Request:
+        if strategy is not None and not isinstance(strategy, Strategy):
+            raise InvalidRequestError(f"unknown strategy {strategy!r}", param="strategy")
+        max_new = params.max_new_tokens or self.n_ctx - len(prompt)
+        return Request(prompt, reference, strategy or self.default_strategy, params, max_new, cancel=cancel)
+
+    def drafter(self, request: Request, sampler: Any) -> LookupDrafter | ModelDrafter:
+        lookup = LookupDrafter(request.reference)
+        if request.strategy in (Strategy.regular, Strategy.pld):
+            return lookup
+        return ModelDrafter(self.draft, sampler, lookup if request.strategy == Strategy.multilayer else None)
+
+    def run(self, request: Request) -> Iterator[Event]:
+        try:
+            yield from self.decode(request)
+        except RuntimeError as exc:  # CUDA errors, out of memory, backend failures: the engine is poisoned
+            raise EngineError(f"engine failure: {exc}") from exc
+
+    def decode(self, request: Request) -> Iterator[Event]:
+        params = request.params
+        sampler = make_sampler(params.temperature, params.top_p, params.seed)
+        drafter = self.drafter(request, sampler)
+        planner = Planner(request.strategy.value, self.target_costs, self.draft_costs)
+        pipe, tally = TextPipe(self.tokenizer, params.stop, request.extractor), Tally()
+        text: list[str] = []
+        begin = time.perf_counter()
+        steps = generate(
+            self.target,
+            drafter,
+            planner,
+            request.prompt,
+            sampler=sampler,
+            eos=self.eos,
+            max_new_tokens=request.max_new_tokens,
+        )
+        finish = FinishReason.cancelled
+        try:
+            for result in steps:
+                if tally.steps == 0:
+                    prefill_s = time.perf_counter() - begin
+                    yield Started(prompt_tokens=len(request.prompt))
+                tally.add(result)
+                text.append(pipe.feed(result.tokens))
+                yield Step(result.tokens, text[-1], result.drafted, result.accepted)
+                finish = FinishReason.stop if pipe.stopped else result.finish
+                if finish is None and request.cancel is not None and request.cancel.is_set():
+                    finish = FinishReason.cancelled
+                if finish is not None:
+                    break
+        finally:
+            steps.close()
+        decode_s = time.perf_counter() - begin - prefill_s
+        rest = "" if finish == FinishReason.cancelled else pipe.finish()  # a cancelled edit is no file
+        if rest:
+            text.append(rest)
+            yield Step([], rest, 0, 0)
+        yield Finished(
+            finish_reason=finish,
+            text="".join(text),
+            prompt_tokens=len(request.prompt),
+            completion_tokens=tally.tokens,
+            stats=tally.stats(getattr(drafter, "passes", 0)),
+            timings=timings(prefill_s, decode_s, tally.tokens),
+        )

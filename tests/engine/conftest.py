@@ -1,0 +1,17 @@
+"""Engines over the tiny pair, loaded once per session (calibration off: lengths must not affect outputs)."""
+
+from __future__ import annotations
+
+import pytest
+from blazedit_server.engine.runner import Engine
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_pair):
+    return Engine.load(tiny_pair, backend="transformers", calibrate=False)
+
+
+@pytest.fixture(scope="session")
+def self_engine(tiny_self_pair):
+    """The target drafts for itself: every draft-model token is accepted."""
+    return Engine.load(tiny_self_pair, backend="transformers", calibrate=False)

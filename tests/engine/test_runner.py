@@ -1,0 +1,155 @@
+"""Engine end to end on the tiny pair: event order, stats that add up, validation, cancel, EngineError."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from blazedit_client.errors import ContextLengthError, EngineError, InvalidRequestError
+from blazedit_client.protocol import FinishReason, Strategy
+from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step
+
+CODE = (
+    "def add(a, b):\n    return a + b\n\n\n"
+    "class Stack:\n    def push(self, item):\n        self.items.append(item)\n"
+)
+
+
+def events(stream):
+    items = list(stream)
+    assert isinstance(items[0], Started) and isinstance(items[-1], Finished)
+    assert all(isinstance(item, Step) for item in items[1:-1])
+    return items[0], items[1:-1], items[-1]
+
+
+def check_consistent(steps, finished):
+    """The counters of a request add up."""
+    stats = finished.stats
+    assert finished.text == "".join(step.text for step in steps)
+    assert finished.completion_tokens == stats.generated_tokens == sum(len(s.token_ids) for s in steps)
+    assert stats.layers["target"].proposed == sum(s.drafted for s in steps)
+    assert stats.layers["target"].accepted == sum(s.accepted for s in steps)
+    assert stats.layers["target"].proposed == stats.layers["pld"].proposed + stats.layers["draft"].proposed
+    assert stats.layers["target"].accepted == stats.layers["pld"].accepted + stats.layers["draft"].accepted
+    assert stats.target_passes >= len([s for s in steps if s.token_ids])
+    assert all(0 <= s.accepted <= s.drafted and s.accepted <= len(s.token_ids) for s in steps)
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_complete_streams_started_steps_finished(tiny_engine, strategy):
+    started, steps, finished = events(
+        tiny_engine.complete(CODE, strategy=strategy, params=SamplingParams(max_new_tokens=24))
+    )
+    assert started.prompt_tokens == finished.prompt_tokens > 0
+    assert finished.finish_reason in (FinishReason.length, FinishReason.stop)
+    assert finished.completion_tokens <= 24
+    check_consistent(steps, finished)
+
+
+def test_regular_is_plain_greedy_decoding(tiny_engine):
+    """Cross-check against transformers' own greedy generate, without a cache trick of ours."""
+    import torch
+
+    ids = tiny_engine.tokenizer.encode(CODE, add_special_tokens=False)
+    _, steps, _ = events(
+        tiny_engine.complete(CODE, strategy=Strategy.regular, params=SamplingParams(max_new_tokens=12))
+    )
+    model = tiny_engine.target.model
+    out = model.generate(
+        torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=sorted(tiny_engine.eos)
+    )
+    expected = out[0, len(ids) :].tolist()
+    got = [t for s in steps for t in s.token_ids]
+    assert got == [t for t in expected if t not in tiny_engine.eos][: len(got)]
+    assert len(got) == 12 or set(expected) & tiny_engine.eos
+
+
+def test_chat_and_edit_stream(tiny_engine):
+    _, steps, finished = events(
+        tiny_engine.chat([{"role": "user", "content": "hi"}], params=SamplingParams(max_new_tokens=10))
+    )
+    check_consistent(steps, finished)
+    _, steps, finished = events(
+        tiny_engine.edit(CODE, "rename add", params=SamplingParams(max_new_tokens=10))
+    )
+    check_consistent(steps, finished)
+
+
+def test_cancel_stops_within_one_step(tiny_engine):
+    cancel = threading.Event()
+    stream = tiny_engine.complete(CODE, params=SamplingParams(max_new_tokens=200), cancel=cancel)
+    assert isinstance(next(stream), Started)
+    assert isinstance(next(stream), Step)
+    cancel.set()
+    rest = list(stream)
+    assert isinstance(rest[-1], Finished) and rest[-1].finish_reason == FinishReason.cancelled
+    assert rest[-1].completion_tokens < 200
+    assert len([item for item in rest if isinstance(item, Step) and item.token_ids]) == 0
+
+
+class Exploding:
+    """A backend whose forward fails like a CUDA error would."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def forward(self, tokens, logits_from=0):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def test_backend_failure_is_engine_error(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "target", Exploding(tiny_engine.target))
+    with pytest.raises(EngineError):
+        list(tiny_engine.complete(CODE, params=SamplingParams(max_new_tokens=4)))
+
+
+BAD_EDITS = [
+    ({"file": "", "instruction": "x"}, "file"),
+    ({"file": "  \n", "instruction": "x"}, "file"),
+    ({"file": "a\x00b\n", "instruction": "x"}, "file"),
+    ({"file": "caf\udce9\n", "instruction": "x"}, "file"),
+    ({"file": CODE, "instruction": ""}, "instruction"),
+    ({"file": CODE, "instruction": "   "}, "instruction"),
+    ({"file": CODE, "instruction": "x", "params": SamplingParams(max_new_tokens=0)}, "max_tokens"),
+    ({"file": CODE, "instruction": "x", "params": SamplingParams(temperature=-1)}, "temperature"),
+    ({"file": CODE, "instruction": "x", "params": SamplingParams(top_p=0)}, "top_p"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "param"), BAD_EDITS)
+def test_bad_edit_input_is_rejected_before_model_work(tiny_engine, monkeypatch, kwargs, param):
+    monkeypatch.setattr(tiny_engine, "target", Exploding(tiny_engine.target))  # any model work would raise
+    with pytest.raises(InvalidRequestError) as info:
+        tiny_engine.edit(**kwargs)
+    assert info.value.param == param and info.value.message
+
+
+def test_too_long_file_is_a_context_error(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "target", Exploding(tiny_engine.target))
+    with pytest.raises(ContextLengthError) as info:
+        tiny_engine.edit(CODE * 40, "rename add")
+    assert info.value.param == "file"
+    with pytest.raises(ContextLengthError) as info:
+        tiny_engine.edit(CODE, "rename add", params=SamplingParams(max_new_tokens=5000))
+    assert info.value.param == "max_tokens"
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [([], "messages"), ([{"role": "robot", "content": "x"}], "messages"), ([{"role": "user"}], "messages")],
+)
+def test_bad_chat_input(tiny_engine, messages, param):
+    with pytest.raises(InvalidRequestError) as info:
+        tiny_engine.chat(messages)
+    assert info.value.param == param
+
+
+def test_bad_prompt_and_strategy(tiny_engine):
+    with pytest.raises(InvalidRequestError, match="prompt"):
+        tiny_engine.complete("")
+    with pytest.raises(InvalidRequestError) as info:
+        tiny_engine.complete("x", strategy="fastest")
+    assert info.value.param == "strategy"
