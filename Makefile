@@ -30,4 +30,8 @@ lint: setup ## ruff over the whole repository
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-.PHONY: help setup models test lint
+clients: ## build, unit-test and package the VS Code extension; fetch the npm packages the client tests read
+	cd clients/vscode && npm ci --no-audit --no-fund && npm test && npm run package
+	npm ci --no-audit --no-fund --prefix tests/clients
+
+.PHONY: help setup models test lint clients
