@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blazedit_models.cache import cache_root, cached_model, disk_size, fetch_pair
-from blazedit_models.catalog import DEFAULT_PAIR, ModelSpec, PairSpec, list_pairs
+from blazedit_models.catalog import DEFAULT_PAIR, PairSpec, list_pairs
 from blazedit_models.fetch import gigabytes
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,19 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     table = Table(title=f"model pairs (cache: {cache_root()})")
     table.add_column("pair", no_wrap=True)
-    for column in ("target", "draft", "on disk", "description"):
+    for column in ("cached", "on disk", "description"):
         table.add_column(column)
     for pair in list_pairs():
-        table.add_row(pair.name, status(pair.target), status(pair.draft), pair_size(pair), pair.description)
+        table.add_row(pair.name, status(pair), pair_size(pair), pair.description)
     Console().print(table)
     return 0
 
 
-def status(spec: ModelSpec) -> str:
-    return "cached" if cached_model(spec) else "not cached"
+def status(pair: PairSpec) -> str:
+    target, draft = cached_model(pair.target), cached_model(pair.draft)
+    if target and draft:
+        return "yes"
+    return "target only" if target else "draft only" if draft else "no"
 
 
 def pair_size(pair: PairSpec) -> str:

@@ -196,7 +196,8 @@ def test_cli_lists_pairs_and_what_is_cached(cache, capsys):
     out = capsys.readouterr().out
     for name in ("qwen2.5-coder-1.5b-q4", "qwen2.5-coder-7b", "qwen2.5-coder-32b", "deepseek-coder-33b"):
         assert name in out
-    assert "cached" in out.replace("not cached", "") and "0.3 GB" in out
+    row = next(line for line in out.splitlines() if "qwen2.5-coder-7b" in line)
+    assert "draft only" in row and "0.3 GB" in row
 
 
 def test_cli_fetch_of_an_unknown_pair_is_one_line_and_non_zero(cache, capsys):
