@@ -114,25 +114,10 @@ local function with_client(bufnr, fn)
   return true
 end
 
-local function line_length(client, text)
-  local encoding = client.offset_encoding or "utf-16"
-  if encoding == "utf-8" then
-    return #text
-  end
-  local utf32, utf16 = vim.str_utfindex(text)
-  return encoding == "utf-32" and utf32 or utf16
-end
-
---- The LSP range covering whole lines first..last (1-based, inclusive) of the buffer.
-local function line_range(client, bufnr, first, last)
-  local range = { start = { line = first - 1, character = 0 } }
-  if last < vim.api.nvim_buf_line_count(bufnr) then
-    range["end"] = { line = last, character = 0 }
-  else
-    local text = vim.api.nvim_buf_get_lines(bufnr, last - 1, last, true)[1]
-    range["end"] = { line = last - 1, character = line_length(client, text) }
-  end
-  return range
+--- The LSP range covering whole lines first..last (1-based, inclusive): up to the start of the next line
+--- (the bridge clamps a position past the last line to the end of the document).
+local function line_range(first, last)
+  return { start = { line = first - 1, character = 0 }, ["end"] = { line = last, character = 0 } }
 end
 
 local function finish(bufnr, err)
@@ -165,7 +150,7 @@ function M.edit(instruction, opts)
   local started = with_client(bufnr, function(client)
     local argument = { uri = vim.uri_from_bufnr(bufnr), instruction = vim.trim(instruction) }
     if opts.first then
-      argument.range = line_range(client, bufnr, opts.first, opts.last or opts.first)
+      argument.range = line_range(opts.first, opts.last or opts.first)
     end
     execute(client, bufnr, "blazedit.edit", argument, function(err)
       finish(bufnr, err)
