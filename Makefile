@@ -26,6 +26,11 @@ models: setup ## fetch and convert the default model pair into the cache
 test: setup ## run the test suite
 	$(PY) -m pytest -q -ra
 
+BENCH_BACKEND ?= transformers
+BENCH_ARGS ?= --sets humanevalfix-python editeval --limit 4
+bench: models ## every strategy side by side on edit tasks (~45 min on 2 cores; BENCH_BACKEND=llamacpp, BENCH_ARGS=...)
+	$(BLAZEDIT) bench --backend $(BENCH_BACKEND) $(BENCH_ARGS)
+
 lint: setup ## ruff over the whole repository
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -34,4 +39,4 @@ clients: ## build, unit-test and package the VS Code extension; fetch the npm pa
 	cd clients/vscode && npm ci --no-audit --no-fund && npm test && npm run package
 	npm ci --no-audit --no-fund --prefix tests/clients
 
-.PHONY: help setup models test lint clients
+.PHONY: help setup models test lint clients bench

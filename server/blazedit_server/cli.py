@@ -12,6 +12,8 @@ from blazedit_client.errors import BlazeditError
 # module path -> registers one subcommand (imported lazily so `blazedit models list` never loads torch)
 SUBCOMMANDS = [
     "blazedit_models.cli",
+    "blazedit_server.bench_cli",
+    "blazedit_server.serve_cli",
 ]
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from blazedit_client.errors import InvalidRequestError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+EXTRA_TOKENS = 128  # default token cap of a task: its original file's tokens + this (the edit, the fences)
+
 
 class TaskFileError(InvalidRequestError):
     """A task file is missing, unreadable or not in the edit-task JSONL format."""
