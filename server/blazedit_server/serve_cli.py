@@ -1,0 +1,92 @@
+"""`blazedit serve`: fetch the model pair if the cache lacks it, load it, and serve the daemon until stopped.
+
+Flags are generated from `Settings` (`--model`, `--host`, `--port`, `--api-key`, `--strategy`, `--backend`,
+...); each also reads BLAZEDIT_<NAME> from the environment, and a flag wins over its variable. Exit status: 0
+after a normal stop, 1 when the daemon could not start or stopped because its engine failed (so that a
+supervisor restarts it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from functools import partial
+
+import uvicorn
+from blazedit_models.cache import fetch_pair
+from fastapi import FastAPI
+from pydantic import ValidationError
+from pydantic_settings import CliSettingsSource
+
+from blazedit_server.errors import from_validation
+from blazedit_server.settings import Settings
+
+log = logging.getLogger("blazedit.serve")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the edit daemon (HTTP, WebSocket, OpenAI-compatible API)",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.set_defaults(func=partial(serve, CliSettingsSource(Settings, root_parser=parser)))
+
+
+def load_settings(source: CliSettingsSource, args: argparse.Namespace) -> Settings:
+    try:
+        return Settings(_cli_settings_source=source(parsed_args=args))
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from exc
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """How the daemon is served; the test daemon uses the same. Logging stays with the `blazedit` command's
+    configuration, and the per-request log line replaces uvicorn's access log."""
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws_max_size": settings.max_body_bytes,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+    }
+    return uvicorn.Config(app, **(options | overrides))
+
+
+def fetch_models(settings: Settings) -> None:
+    """A catalog pair is fetched and converted on first use (minutes, once); paths are used as they are."""
+    if "," not in settings.model:
+        log.info(
+            "model pair %s: checking the cache (the first run downloads and converts it)", settings.model
+        )
+        fetch_pair(settings.model, progress=True)
+
+
+async def serve_until_stopped(server: uvicorn.Server, url: str) -> None:
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.1)
+        log.info("blazedit is ready on %s (try: curl %s/health)", url, url)
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve()
+    finally:
+        announcer.cancel()
+
+
+def serve(source: CliSettingsSource, args: argparse.Namespace) -> int:
+    from blazedit_server.app import create_app  # imports torch: only when serving
+
+    settings = load_settings(source, args)
+    fetch_models(settings)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    log.info("loading %s ...", settings.model)
+    asyncio.run(serve_until_stopped(server, f"http://{settings.host}:{server.config.port}"))
+    worker = getattr(app.state, "worker", None)
+    if not server.started or (worker is not None and worker.poisoned):
+        return 1
+    return 0
