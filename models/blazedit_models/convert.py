@@ -29,7 +29,8 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     if out.is_dir():
         return out
     partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted conversion starts over
+    partial.mkdir(parents=True)
     log.info("converting %s to a safetensors cache (once; this takes a few minutes)", gguf)
     try:
         write_tokenizer(gguf, partial)

