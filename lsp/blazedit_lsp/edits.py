@@ -1,0 +1,173 @@
+"""From the daemon's line hunks to LSP `TextEdit`s against the document as the user has it now.
+
+The bridge keeps `ours`: the document as it would be had nobody but blazedit touched it (the text sent to
+the daemon with the hunks applied so far). The editor holds `actual`: `ours` plus whatever the user typed
+meanwhile. A line diff of the two tells where each line of `ours` sits in `actual`. A hunk is rebased when
+every line it rewrites is still there, unchanged and contiguous; otherwise the user edited inside it, and
+it is a conflict: it is skipped and the user's text stays. Replacements only ever cover text equal to what
+the hunk expects, so the user's keystrokes are never overwritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from lsprotocol import types
+
+from blazedit_lsp.positions import file_lines, line_starts, position_at
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """Replace lines [old_start, old_end) (0-based) of some text by `new_text`."""
+
+    old_start: int
+    old_end: int
+    new_text: str
+
+    @property
+    def line_delta(self) -> int:
+        """How many lines the text gains (or loses) when this hunk is applied."""
+        return len(file_lines(self.new_text)) - (self.old_end - self.old_start)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Replace `actual[start:end]` (string offsets) by `new_text`."""
+
+    start: int
+    end: int
+    new_text: str
+
+
+@dataclass
+class Rebase:
+    replacements: list[Replacement] = field(default_factory=list)
+    applied: list[Hunk] = field(default_factory=list)  # the hunks the replacements carry out
+    conflicts: list[Hunk] = field(default_factory=list)  # hunks whose lines the user changed
+
+
+def apply_hunks(text: str, hunks: Iterable[Hunk]) -> str:
+    """`text` with each hunk applied (hunks in file order, not overlapping)."""
+    old, out, pos = file_lines(text), [], 0
+    for hunk in hunks:
+        out.extend(old[pos : hunk.old_start])
+        out.append(hunk.new_text)
+        pos = hunk.old_end
+    out.extend(old[pos:])
+    return "".join(out)
+
+
+def line_hunks(old: str, new: str) -> list[Hunk]:
+    """The line hunks that turn `old` into `new`."""
+    old_lines, new_lines = file_lines(old), file_lines(new)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    return [
+        Hunk(i1, i2, "".join(new_lines[j1:j2]))
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+def unmatched_lines(a: str, b: str) -> int:
+    """How many lines of `a` and `b` a line diff cannot pair up (0 when equal)."""
+    matcher = difflib.SequenceMatcher(None, file_lines(a), file_lines(b), autojunk=False)
+    return sum(i2 - i1 + j2 - j1 for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+
+
+def line_map(ours: Sequence[str], actual: Sequence[str]) -> list[int | None]:
+    """For each line of `ours`, its index in `actual` when the user left it alone, else None."""
+    mapping: list[int | None] = [None] * len(ours)
+    matcher = difflib.SequenceMatcher(None, ours, actual, autojunk=False)
+    for i, j, size in matcher.get_matching_blocks():
+        mapping[i : i + size] = range(j, j + size)
+    return mapping
+
+
+def _locate_insertion(at: int, mapping: list[int | None]) -> int | None:
+    """Where a pure insertion before line `at` of `ours` goes in `actual`, if a neighbour line says so."""
+    if at < len(mapping) and mapping[at] is not None:
+        return mapping[at]
+    if at > 0 and mapping[at - 1] is not None:
+        return mapping[at - 1] + 1
+    return 0 if at == 0 else None
+
+
+def locate(hunk: Hunk, mapping: list[int | None]) -> tuple[int, int] | None:
+    """The line range [start, end) of `actual` that holds the hunk's lines, or None on a conflict."""
+    if hunk.old_start == hunk.old_end:
+        at = _locate_insertion(hunk.old_start, mapping)
+        return None if at is None else (at, at)
+    lines = mapping[hunk.old_start : hunk.old_end]
+    first = lines[0]
+    if first is None or lines != list(range(first, first + len(lines))):
+        return None
+    return first, first + len(lines)
+
+
+def _prefix_len(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def minimal_replacement(text: str, start: int, end: int, new_text: str) -> Replacement:
+    """Replace text[start:end] by new_text, trimmed to what really changes (never splitting a "\\r\\n")."""
+    old = text[start:end]
+    prefix = _prefix_len(old, new_text)
+    if prefix > 0 and text[start + prefix - 1 : start + prefix + 1] == "\r\n":
+        prefix -= 1
+    limit = min(len(old), len(new_text)) - prefix
+    suffix = min(_prefix_len(old[::-1], new_text[::-1]), limit)
+    cut = end - suffix
+    if suffix > 0 and text[cut - 1 : cut + 1] == "\r\n":
+        suffix -= 1
+    return Replacement(start + prefix, end - suffix, new_text[prefix : len(new_text) - suffix])
+
+
+def rebase(ours: str, actual: str, hunks: Iterable[Hunk]) -> Rebase:
+    """Carry `hunks` (in `ours`' lines, file order) over to `actual`, skipping those the user edited."""
+    actual_lines = file_lines(actual)
+    mapping = line_map(file_lines(ours), actual_lines)
+    starts = [*line_starts(actual)[: len(actual_lines)], len(actual)]
+    result = Rebase()
+    for hunk in hunks:
+        where = locate(hunk, mapping)
+        if where is None:
+            result.conflicts.append(hunk)
+            continue
+        start, end = starts[where[0]], starts[where[1]]
+        if actual[start:end] != hunk.new_text:
+            result.replacements.append(minimal_replacement(actual, start, end, hunk.new_text))
+        result.applied.append(hunk)
+    return result
+
+
+def text_edits(text: str, replacements: Iterable[Replacement], encoding: str) -> list[types.TextEdit]:
+    """The replacements as LSP edits on `text`, columns in the client's position encoding."""
+    return [
+        types.TextEdit(
+            range=types.Range(
+                start=position_at(text, r.start, encoding), end=position_at(text, r.end, encoding)
+            ),
+            new_text=r.new_text,
+        )
+        for r in replacements
+    ]
+
+
+def output_percent(original_lines: int, output: str, hunks: Iterable[Hunk]) -> int:
+    """How far (0-100) the model's output is through the original file.
+
+    Output lines that the hunks received so far did not add or remove copy the original one for one, so
+    the original line the output has reached is its line count minus the hunks' net line change.
+    """
+    if original_lines == 0:
+        return 0
+    reached = len(line_starts(output)) - 1 - sum(hunk.line_delta for hunk in hunks)
+    return max(0, min(100, 100 * reached // original_lines))

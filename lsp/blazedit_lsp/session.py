@@ -1,0 +1,283 @@
+"""One edit in flight on one document: the daemon's event stream -> `workspace/applyEdit`, progress, cancel.
+
+Hunks arrive in the lines of the text sent to the daemon; `document_hunk` puts them in the lines the document
+had when the command started, and the hunks already applied shift them into `ours` (see blazedit_lsp.edits).
+Each batch is rebased on the document as it is now and sent with that version. The editor's answer is not
+trusted (Zed and Neovim answer `applied: true` even when they skipped the edit): the edit counts once the
+document, updated by `didChange`, holds it; otherwise the batch is rebased and sent again.
+
+Apply modes: `stream` sends each hunk as it arrives (the comment line of `editFromComment` goes with the first
+hunk past it); `final` sends all of them in one edit when the daemon is done (one undo step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlparse
+
+import attrs
+from blazedit_client.errors import BlazeditError
+from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent
+from blazedit_client.ws import EditSocket
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
+
+from blazedit_lsp.edits import Hunk, apply_hunks, output_percent, rebase, text_edits, unmatched_lines
+from blazedit_lsp.instructions import EditTarget, comment_removal, document_hunk
+from blazedit_lsp.options import Options
+from blazedit_lsp.positions import file_lines
+
+logger = logging.getLogger(__name__)
+
+APPLY_ATTEMPTS = 3  # a batch the editor refused (stale version) is rebased and sent again this often
+SETTLE_TIMEOUT = 3.0  # seconds to wait for the didChange that shows an applied edit (Neovim debounces it)
+
+
+class DocumentClosed(Exception):
+    """The document was closed while its edit ran."""
+
+
+@attrs.define
+class EditResult:
+    """What `blazedit.edit` / `blazedit.editFromComment` answer once the edit is over."""
+
+    status: str  # "done", "partial" (max_tokens reached), "cancelled", "error", "busy"
+    applied: int = 0  # hunks now in the document
+    skipped: int = 0  # hunks not applied because the user edited their lines, or the editor refused them
+    message: str | None = None
+
+
+def _request_path(uri: str) -> str:
+    return PurePosixPath(unquote(urlparse(uri).path)).name
+
+
+class EditSession:
+    def __init__(
+        self, ls: LanguageServer, uri: str, target: EditTarget, options: Options, socket: EditSocket
+    ) -> None:
+        self.ls, self.uri, self.target, self.options, self.socket = ls, uri, target, options, socket
+        self.encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+        document = self._document()
+        self.ours = document.source  # the document as blazedit alone would have it
+        lines = file_lines(self.ours)
+        self.base = "".join(
+            line
+            for n, line in enumerate(lines[target.start_line : target.end_line], start=target.start_line)
+            if n != target.comment_line
+        )
+        self._language = document.language_id
+        self._applied: list[Hunk] = []  # document lines
+        self._pending: list[Hunk] = []  # document lines, not sent yet
+        self._comment = comment_removal(target)  # the comment line's removal, until it is sent
+        self._received: list[Hunk] = []  # daemon lines, for the progress estimate
+        self._output = ""
+        self._percent = 0
+        self._skipped = 0
+        self._changed = asyncio.Event()
+        self._work: asyncio.Task[FinishReason] | None = None
+        self._cancel_reason: str | None = None
+        self.token: str | None = None  # the work-done progress token, when the editor shows progress
+
+    # --- called by the server ---------------------------------------------------------------------------
+
+    async def run(self) -> EditResult:
+        """Run the edit to its end; errors become a message to the user and an `error` result."""
+        self.token = await self._begin_progress()
+        self._work = asyncio.create_task(self._stream())
+        try:
+            finish = await self._work
+            result = self._result(finish)
+        except asyncio.CancelledError:
+            if self._cancel_reason is None:
+                raise  # the client cancelled the command request itself
+            result = EditResult("cancelled", self._applied_count(), self._skipped, self._cancel_reason)
+        except DocumentClosed:
+            result = EditResult("cancelled", self._applied_count(), self._skipped, "the document was closed")
+        except BlazeditError as exc:
+            result = EditResult("error", self._applied_count(), self._skipped, exc.message)
+            self._show(types.MessageType.Error, f"blazedit: {exc.message}")
+        finally:
+            if self._work is not None and not self._work.done():
+                self._work.cancel()
+                await asyncio.gather(self._work, return_exceptions=True)
+        self._end_progress(result)
+        return result
+
+    def cancel(self, reason: str) -> None:
+        """Stop the edit (the daemon request is cancelled); what was applied stays."""
+        self._cancel_reason = reason
+        if self._work is not None:
+            self._work.cancel()
+
+    def document_changed(self) -> None:
+        self._changed.set()
+
+    # --- the daemon stream ---------------------------------------------------------------------------------
+
+    def _request(self) -> EditRequest:
+        opts = self.options
+        return EditRequest(
+            file=self.base,
+            instruction=self.target.instruction,
+            language=self._language or None,
+            path=_request_path(self.uri) or None,
+            model=opts.model,
+            strategy=opts.strategy,
+            max_tokens=opts.max_tokens,
+        )
+
+    async def _stream(self) -> FinishReason:
+        finish = FinishReason.stop
+        async with contextlib.aclosing(self.socket.stream_edit(self._request())) as events:
+            async for event in events:
+                if isinstance(event, DeltaEvent):
+                    self._on_delta(event)
+                elif isinstance(event, HunkEvent):
+                    await self._on_hunk(event)
+                elif isinstance(event, DoneEvent):
+                    finish = event.finish_reason
+        if finish is not FinishReason.cancelled:
+            await self._flush()
+        return finish
+
+    def _on_delta(self, event: DeltaEvent) -> None:
+        self._output += event.text
+        self._report(output_percent(len(file_lines(self.base)), self._output, self._received))
+
+    async def _on_hunk(self, event: HunkEvent) -> None:
+        hunk = Hunk(event.old_start, event.old_end, event.new_text)
+        self._received.append(hunk)
+        self._pending.append(document_hunk(hunk, self.target))
+        if self.options.apply_mode == "stream":
+            await self._flush(last=False)
+
+    async def _flush(self, *, last: bool = True) -> None:
+        """Send the pending hunks as one edit, with the comment line's removal once they reach past it
+        (unless one of them rewrites that line anyway)."""
+        batch, self._pending = self._pending, []
+        comment = self._comment
+        if comment is not None and (last or any(h.old_end > comment.old_start for h in batch)):
+            self._comment = None
+            if not any(h.old_start <= comment.old_start < h.old_end for h in batch):
+                batch.append(comment)
+        if batch:
+            await self._apply(sorted(batch, key=lambda h: (h.old_start, h.old_end)))
+
+    # --- applying ----------------------------------------------------------------------------------------
+
+    def _in_ours(self, hunk: Hunk) -> Hunk:
+        """A hunk in document lines -> in the lines of `ours` (after the hunks applied before it)."""
+        shift = sum(a.line_delta for a in self._applied if a.old_end <= hunk.old_start)
+        return Hunk(hunk.old_start + shift, hunk.old_end + shift, hunk.new_text)
+
+    async def _apply(self, batch: list[Hunk]) -> None:
+        in_ours = {self._in_ours(hunk): hunk for hunk in batch}
+        for _ in range(APPLY_ATTEMPTS):
+            document = self._document()
+            plan = rebase(self.ours, document.source, in_ours)
+            expected = apply_hunks(self.ours, plan.applied)
+            if not plan.replacements or await self._send(document, plan, expected):
+                self.ours = expected
+                self._applied += [in_ours[hunk] for hunk in plan.applied]
+                self._note_conflicts(plan.conflicts)
+                return
+        self._note_conflicts(batch, why="the editor did not apply them")
+
+    async def _send(self, document: TextDocument, plan, expected: str) -> bool:
+        """Send the plan as one edit on this version of the document; whether the document now holds it."""
+        edits = text_edits(document.source, plan.replacements, self.encoding)
+        answer = await self.ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=self._workspace_edit(document, edits), label="blazedit")
+        )
+        return await self._landed(expected, wait=answer.applied)
+
+    def _workspace_edit(self, document: TextDocument, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
+        capability = self.ls.client_capabilities.workspace
+        versioned = capability and capability.workspace_edit and capability.workspace_edit.document_changes
+        if not versioned:
+            return types.WorkspaceEdit(changes={self.uri: edits})
+        identifier = types.OptionalVersionedTextDocumentIdentifier(uri=self.uri, version=document.version)
+        return types.WorkspaceEdit(
+            document_changes=[types.TextDocumentEdit(text_document=identifier, edits=edits)]
+        )
+
+    async def _landed(self, expected: str, *, wait: bool) -> bool:
+        """Whether the document matches `expected` better than `ours`, waiting for didChange if need be."""
+        deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT
+        while True:
+            self._changed.clear()
+            actual = self._document().source
+            if unmatched_lines(expected, actual) < unmatched_lines(self.ours, actual):
+                return True
+            remaining = deadline - asyncio.get_running_loop().time()
+            if not wait or remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def _note_conflicts(self, hunks: list[Hunk], why: str = "you edited those lines meanwhile") -> None:
+        hunks = [
+            h for h in hunks if h != comment_removal(self.target)
+        ]  # the user is told about real changes only
+        if not hunks:
+            return
+        self._skipped += len(hunks)
+        where = ", ".join(f"{h.old_start + 1}-{max(h.old_end, h.old_start + 1)}" for h in hunks)
+        self._show(types.MessageType.Warning, f"blazedit skipped its change to lines {where}: {why}")
+
+    def _applied_count(self) -> int:
+        """The daemon's hunks in the document (the comment line's removal is not one of them)."""
+        return sum(h != comment_removal(self.target) for h in self._applied)
+
+    def _document(self) -> TextDocument:
+        if self.uri not in self.ls.workspace.text_documents:
+            raise DocumentClosed(self.uri)
+        return self.ls.workspace.get_text_document(self.uri)
+
+    # --- talking to the user -----------------------------------------------------------------------------
+
+    def _show(self, kind: types.MessageType, message: str) -> None:
+        logger.info("%s", message)
+        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def _result(self, finish: FinishReason) -> EditResult:
+        applied = self._applied_count()
+        if finish is FinishReason.length:
+            message = "the model reached its token limit: only the changes it completed were applied"
+            self._show(types.MessageType.Warning, f"blazedit: {message}")
+            return EditResult("partial", applied, self._skipped, message)
+        if finish is FinishReason.cancelled:
+            return EditResult("cancelled", applied, self._skipped, "the daemon cancelled the edit")
+        return EditResult("done", applied, self._skipped)
+
+    async def _begin_progress(self) -> str | None:
+        window = self.ls.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return None
+        token = f"blazedit-{uuid.uuid4().hex}"
+        await self.ls.work_done_progress.create_async(token)
+        self.ls.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="blazedit", message=self.target.instruction, cancellable=True, percentage=0
+            ),
+        )
+        return token
+
+    def _report(self, percent: int) -> None:
+        if self.token is None or percent <= self._percent:
+            return
+        self._percent = percent
+        self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(percentage=percent))
+
+    def _end_progress(self, result: EditResult) -> None:
+        if self.token is None:
+            return
+        message = f"{result.status}: {result.applied} change(s) applied, {result.skipped} skipped"
+        self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+        self.ls.work_done_progress.tokens.pop(self.token, None)

@@ -1,0 +1,115 @@
+"""blazedit_lsp.edits: daemon hunks rebased over the user's concurrent changes, and their TextEdits."""
+
+import itertools
+
+import pytest
+from blazedit_lsp.edits import (
+    Hunk,
+    Replacement,
+    apply_hunks,
+    line_hunks,
+    minimal_replacement,
+    output_percent,
+    rebase,
+    text_edits,
+    unmatched_lines,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lsprotocol import types
+from pygls.workspace import TextDocument
+from pygls.workspace.position_codec import PositionCodec
+
+
+def splice(text: str, replacements: list[Replacement]) -> str:
+    for r in sorted(replacements, key=lambda r: r.start, reverse=True):
+        text = text[: r.start] + r.new_text + text[r.end :]
+    return text
+
+
+@st.composite
+def scenario(draw):
+    """Unique original lines, daemon hunks over some of them, user line edits over others (maybe the same)."""
+    n = draw(st.integers(3, 25))
+    ours = "".join(f"line {i}\n" for i in range(n))
+    cuts = sorted(draw(st.sets(st.integers(0, n), min_size=2, max_size=8)))
+    spans = [(a, b) for a, b in itertools.pairwise(cuts) if draw(st.booleans())]
+    hunks = [Hunk(a, b, draw(st.sampled_from(["", "new é\n", "new 中\nnew 😀\n"]))) for a, b in spans]
+    user = []
+    for i in sorted(draw(st.sets(st.integers(0, n - 1), max_size=4))):
+        kind = draw(st.sampled_from(["insert", "replace", "delete"]))
+        user.append(Hunk(i, i if kind == "insert" else i + 1, "" if kind == "delete" else f"user {i}\n"))
+    return ours, hunks, user
+
+
+def touches(hunk: Hunk, change: Hunk) -> bool:
+    if change.old_start == change.old_end:  # the user inserted a line: a conflict only strictly inside
+        return hunk.old_start < change.old_start < hunk.old_end
+    return change.old_start < hunk.old_end and hunk.old_start < change.old_end
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario())
+def test_rebase_keeps_user_lines_and_applies_the_rest(case):
+    ours, hunks, user = case
+    actual = apply_hunks(ours, user)
+    plan = rebase(ours, actual, hunks)
+    conflicts = [h for h in hunks if any(touches(h, c) for c in user)]
+    assert plan.conflicts == conflicts
+    assert plan.applied == [h for h in hunks if h not in conflicts]
+    merged = sorted([*user, *plan.applied], key=lambda h: (h.old_start, h.old_end))
+    assert splice(actual, plan.replacements) == apply_hunks(ours, merged)
+
+
+def test_insertion_goes_next_to_an_unchanged_neighbour():
+    ours = "a\nb\nc\n"
+    actual = "a\nB typed\nc\n"  # the user changed line 1
+    plan = rebase(ours, actual, [Hunk(1, 1, "new\n"), Hunk(3, 3, "end\n")])
+    assert splice(actual, plan.replacements) == "a\nnew\nB typed\nc\nend\n"
+    both_changed = rebase(ours, "A\nB\nc\n", [Hunk(1, 1, "new\n")])
+    assert both_changed.conflicts == [Hunk(1, 1, "new\n")]
+
+
+def test_hunk_on_the_last_line_without_line_end():
+    ours, actual = "a\nb", "typed\na\nb"
+    plan = rebase(ours, actual, [Hunk(1, 2, "B\nC")])
+    assert splice(actual, plan.replacements) == "typed\na\nB\nC"
+
+
+def test_minimal_replacement_trims_and_never_splits_crlf():
+    text = "keep\r\nold tail\r\n"
+    r = minimal_replacement(text, 0, len(text), "keep\r\nnew tail\r\n")
+    assert (text[r.start : r.end], r.new_text) == ("old", "new")
+    # the common prefix ends between "\r" and "\n": back off to before "\r"
+    text = "a\r\n"
+    r = minimal_replacement(text, 0, 3, "a\r\r\n")
+    assert splice(text, [r]) == "a\r\r\n"
+    assert text[r.start - 1 : r.start + 1] != "\r\n" and text[r.end - 1 : r.end + 1] != "\r\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_text_edits_apply_in_the_client_encoding(encoding):
+    """The edits, applied by pygls's own document model in that encoding, give the expected text."""
+    text = "naïve = 1\n名前 = '😀'  # ok\nlast = 3\n"
+    new = "naïve = 2\n名前 = '😀😀'  # ok\nlast = 3\nadded = 'é'\n"
+    plan = rebase(text, text, line_hunks(text, new))
+    document = TextDocument("file:///t.py", text, version=1, position_codec=PositionCodec(encoding))
+    for edit in reversed(text_edits(text, plan.replacements, encoding)):
+        document.apply_change(types.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text))
+    assert document.source == new
+    assert any(edit.range.start.character > 0 for edit in text_edits(text, plan.replacements, encoding))
+
+
+def test_unmatched_lines_and_line_hunks():
+    assert unmatched_lines("a\nb\n", "a\nb\n") == 0
+    assert unmatched_lines("a\nb\n", "a\nB\nc\n") == 3
+    old, new = "a\nb\nc\n", "a\nx\nc\nd\n"
+    assert apply_hunks(old, line_hunks(old, new)) == new
+
+
+def test_output_percent_counts_original_lines_reached():
+    assert output_percent(10, "l0\nl1\nl2\n", []) == 30
+    # a hunk replaced 4 original lines by 1: 3 output lines reach original line 6
+    assert output_percent(10, "new\nl4\nl5\n", [Hunk(0, 4, "new\n")]) == 60
+    assert output_percent(0, "x\n", []) == 0
+    assert output_percent(2, "a\nb\nc\nd\n", []) == 100
