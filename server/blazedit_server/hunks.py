@@ -123,10 +123,13 @@ class HunkTracker:
         match = self._unique_match(tuple(self._new[-ANCHOR_LINES:]))
         if match is None:
             return None
-        hunk = Hunk(self._old_pos, match, "".join(self._new[self._new_pos : -ANCHOR_LINES]))
+        old_start, old_end, lines = self._old_pos, match, self._new[self._new_pos : -ANCHOR_LINES]
+        while lines and old_end > old_start and lines[-1] == self._old[old_end - 1]:
+            lines.pop()  # lines copied just before the anchor are no change
+            old_end -= 1
         self._old_pos = match + ANCHOR_LINES
         self._new_pos = len(self._new)
-        return hunk
+        return Hunk(old_start, old_end, "".join(lines)) if lines or old_end > old_start else None
 
     def _unique_match(self, window: tuple[str, ...]) -> int | None:
         """Where `window` starts in the unsettled original, if it occurs there exactly once."""
