@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blazedit_client.errors import ModelNotFoundError
+from filelock import FileLock
 
 from blazedit_models.catalog import ModelSpec, PairSpec, get_pair
 from blazedit_models.convert import convert_gguf
@@ -99,11 +100,15 @@ def bytes_needed(spec: ModelSpec) -> int:
 
 def fetch_model(spec: ModelSpec, *, progress: bool = True) -> LocalModel:
     folder = model_dir(spec)
-    if spec.source == "hf":
-        download_hub(spec, folder / "hf")
-    else:
-        gguf = fetch_gguf(spec, folder / "model.gguf", progress=progress)
-        convert_gguf(gguf, folder / "hf")
+    folder.mkdir(parents=True, exist_ok=True)
+    # One fetch of a model at a time (a CLI fetch while the daemon starts, parallel test sessions); each step
+    # below skips what a concurrent fetch already finished.
+    with FileLock(folder / ".lock"):
+        if spec.source == "hf":
+            download_hub(spec, folder / "hf")
+        else:
+            gguf = fetch_gguf(spec, folder / "model.gguf", progress=progress)
+            convert_gguf(gguf, folder / "hf")
     return cached_model(spec)
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 from blazedit_models.catalog import DEFAULT_PAIR, get_pair
-from blazedit_models.convert import check_shared_tokenizer
+from blazedit_models.convert import PROBE, check_shared_tokenizer
 from blazedit_server.cli import main
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -45,6 +45,7 @@ def test_the_cached_tokenizers_are_shared_and_have_the_chat_template(real_pair):
     target = AutoTokenizer.from_pretrained(real_pair.target.hf_dir)
     draft = AutoTokenizer.from_pretrained(real_pair.draft.hf_dir)
     check_shared_tokenizer(target, draft)
+    assert (target.eos_token, target.pad_token) == ("<|im_end|>", "<|endoftext|>")
     messages = [{"role": "user", "content": "Rename x to y."}]
     prompt = target.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")
@@ -55,9 +56,12 @@ def last_logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
         return model(ids).logits[0]
 
 
-def test_the_cached_draft_gives_exactly_the_gguf_logits(real_pair):
+def test_the_cached_draft_gives_exactly_the_gguf_tokens_and_logits(real_pair):
     draft = real_pair.draft
     tokenizer = AutoTokenizer.from_pretrained(draft.hf_dir)
+    gguf_tokenizer = AutoTokenizer.from_pretrained(draft.gguf.parent, gguf_file=draft.gguf.name)
+    assert len(tokenizer) == len(gguf_tokenizer)
+    assert tokenizer.encode(PROBE) == gguf_tokenizer.encode(PROBE)
     ids = tokenizer(CODE, return_tensors="pt").input_ids
     cached = last_logits(AutoModelForCausalLM.from_pretrained(draft.hf_dir, dtype=torch.float32), ids)
     gguf_model = AutoModelForCausalLM.from_pretrained(draft.gguf.parent, gguf_file=draft.gguf.name)
