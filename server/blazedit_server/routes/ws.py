@@ -126,32 +126,31 @@ class EditConnection:
             self.worker.cancel(job)
 
     async def on_edit(self, frame: EditFrame) -> None:
-        engine = self.worker.engine
+        """Queue the job now, so that a cancel frame right behind this one finds it."""
         try:
-            if frame.request_id in self.tasks:
+            if frame.request_id in self.jobs:
                 raise InvalidRequestError(
                     "this request_id is already running on this socket", param="request_id"
                 )
-            check_model(frame.model, engine)
+            check_model(frame.model, self.worker.engine)
             check_size(frame.file, "file", self.settings)
+            job = self.jobs[frame.request_id] = self.worker.submit(edit_call(frame))
         except BlazeditError as exc:
             await self.send_error(exc, frame.request_id)
             return
-        self.tasks[frame.request_id] = asyncio.create_task(self.run_edit(frame))
+        self.tasks[frame.request_id] = asyncio.create_task(self.run_edit(frame, job))
 
-    async def run_edit(self, frame: EditFrame) -> None:
-        rid, began, outcome, events = frame.request_id, time.monotonic(), "cancelled", None
+    async def run_edit(self, frame: EditFrame, job: Job) -> None:
+        rid, began, outcome = frame.request_id, time.monotonic(), "cancelled"
+        engine = self.worker.engine
+        events = EditEvents(
+            id=new_id("edit"),
+            model=engine.model_name,
+            strategy=frame.strategy or engine.default_strategy,
+            original=frame.file,
+            request_id=rid,
+        )
         try:
-            job = self.jobs[rid] = self.worker.submit(edit_call(frame))
-            engine = self.worker.engine
-            strategy = frame.strategy or engine.default_strategy
-            events = EditEvents(
-                id=new_id("edit"),
-                model=engine.model_name,
-                strategy=strategy,
-                original=frame.file,
-                request_id=rid,
-            )
             async for item in job.items():
                 for event in events.events(item):
                     await self.send(event)
@@ -162,11 +161,8 @@ class EditConnection:
         finally:
             self.jobs.pop(rid, None)
             self.tasks.pop(rid, None)
-            finished = events.finished if events else None
-            record = RequestRecord(
-                ROUTE, outcome, 101, time.monotonic() - began, events and events.id, finished
-            )
-            self.telemetry.observe(record)
+            latency = time.monotonic() - began
+            self.telemetry.observe(RequestRecord(ROUTE, outcome, 101, latency, events.id, events.finished))
 
     async def send(self, event: NativeEvent | ErrorEvent) -> None:
         """One frame; a socket that is already gone is not this request's error (cleanup cancels it)."""
