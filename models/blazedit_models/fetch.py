@@ -157,7 +157,11 @@ def assemble(spec: ModelSpec, staging: Path, dest: Path, *, progress: bool) -> N
             "they were deleted; run the fetch again"
         )
     partial = dest.with_name(dest.name + ".partial")
-    digest = concatenate(parts, partial, total, progress=progress)
+    try:
+        digest = concatenate(parts, partial, total, progress=progress)
+    except OSError as exc:  # a full disk, most likely: the parts stay staged for the next run
+        partial.unlink(missing_ok=True)
+        raise FetchError(f"could not write {partial}: {exc.strerror or exc}") from exc
     if digest != spec.sha256:
         partial.unlink()
         shutil.rmtree(staging)

