@@ -127,11 +127,18 @@ def local_model(path_text: str) -> LocalModel:
     if path.is_dir():
         return local_folder(path)
     if path.is_file() and path.suffix == ".gguf":
-        converted = cache_root() / "local" / f"{path.stem}-{file_identity(path)}" / "hf"
-        if not converted.is_dir():
-            ensure_free_space(cache_root(), GGUF_EXPANSION * path.stat().st_size)
-        return LocalModel(path.stem, convert_gguf(path, converted), path)
+        return LocalModel(path.stem, local_conversion(path), path)
     raise ModelNotFoundError(f"{path_text!r} is neither a model folder nor a .gguf file", param="model")
+
+
+def local_conversion(gguf: Path) -> Path:
+    """The cached transformers folder of a local GGUF file, converted on first use."""
+    folder = cache_root() / "local" / f"{gguf.stem}-{file_identity(gguf)}"
+    if not (folder / "hf").is_dir():
+        ensure_free_space(cache_root(), GGUF_EXPANSION * gguf.stat().st_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".lock"):
+        return convert_gguf(gguf, folder / "hf")
 
 
 def local_folder(path: Path) -> LocalModel:
