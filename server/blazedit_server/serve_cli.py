@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from functools import partial
 
 import uvicorn
@@ -64,6 +65,13 @@ def fetch_models(settings: Settings) -> None:
         fetch_pair(settings.model, progress=True)
 
 
+def keep_stop_signals() -> None:
+    """uvicorn re-raises the SIGINT/SIGTERM that stopped it once it has shut down gracefully; receive it here,
+    so that the exit status says how the daemon ended (0 stopped, 1 failed), not "killed by a signal"."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: None)
+
+
 async def serve_until_stopped(server: uvicorn.Server, url: str) -> None:
     async def announce() -> None:
         while not server.started:
@@ -85,6 +93,7 @@ def serve(source: CliSettingsSource, args: argparse.Namespace) -> int:
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings))
     log.info("loading %s ...", settings.model)
+    keep_stop_signals()
     asyncio.run(serve_until_stopped(server, f"http://{settings.host}:{server.config.port}"))
     worker = getattr(app.state, "worker", None)
     if not server.started or (worker is not None and worker.poisoned):

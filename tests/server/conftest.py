@@ -131,3 +131,12 @@ def make_client(fake_engine):
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="module")
+def fake_daemon():
+    """A real uvicorn daemon (no API key) over a FakeEngine: fast enough to fuzz."""
+    from fixtures.daemon import running_daemon, test_settings
+
+    with running_daemon(test_settings(api_key=None), lambda _: FakeEngine()) as daemon:
+        yield daemon

@@ -1,0 +1,100 @@
+"""settings.py and `blazedit serve`: one settings source (flags > BLAZEDIT_* > defaults), loopback by default,
+an API key required beyond it; the real command serving the tiny pair until SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from blazedit_models.catalog import DEFAULT_PAIR
+from blazedit_server.cli import build_parser
+from blazedit_server.serve_cli import load_settings
+from blazedit_server.settings import Settings
+from fixtures.daemon import free_port
+from pydantic import ValidationError
+
+
+def settings_from(argv: list[str]) -> Settings:
+    args = build_parser().parse_args(["serve", *argv])
+    return load_settings(args.func.args[0], args)
+
+
+def test_defaults_are_the_default_pair_on_loopback():
+    settings = Settings()
+    assert (settings.model, settings.host, settings.port, settings.api_key) == (
+        DEFAULT_PAIR,
+        "127.0.0.1",
+        8000,
+        None,
+    )
+
+
+def test_flags_win_over_environment_which_wins_over_defaults(monkeypatch):
+    monkeypatch.setenv("BLAZEDIT_PORT", "9001")
+    monkeypatch.setenv("BLAZEDIT_MAX_QUEUE", "3")
+    settings = settings_from(
+        ["--port", "9002", "--strategy", "pld", "--allowed-origins", '["vscode-webview://x"]']
+    )
+    assert (settings.port, settings.max_queue, settings.strategy.value) == (9002, 3, "pld")
+    assert settings.allowed_origins == ["vscode-webview://x"]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.4", "::"])
+def test_binding_beyond_loopback_needs_an_api_key(host):
+    with pytest.raises(ValidationError, match="set an API key"):
+        Settings(host=host)
+    assert Settings(host=host, api_key="k").host == host
+    assert Settings(host="::1").host == "::1" and Settings(host="localhost").host == "localhost"
+
+
+def test_api_key_never_shows_in_the_settings_repr():
+    assert "hunter2" not in repr(Settings(api_key="hunter2"))
+
+
+def run_blazedit(*argv: str, **kwargs) -> subprocess.Popen:
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "blazedit_server", *argv]
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_serve_refuses_an_exposed_address_without_a_key():
+    process = run_blazedit("serve", "--host", "0.0.0.0", "--model", "a,b")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert stderr.strip().splitlines()[-1].startswith("blazedit: error: binding 0.0.0.0 exposes the daemon")
+
+
+def wait_for_line(process: subprocess.Popen, words: str, timeout: float = 300) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    while not any(words in line for line in lines):
+        assert process.poll() is None, "blazedit serve exited:\n" + "".join(lines)
+        assert time.monotonic() < deadline, "no ready line:\n" + "".join(lines)
+        lines.append(process.stderr.readline())
+    return lines
+
+
+def test_serve_loads_the_pair_says_when_ready_serves_and_stops_cleanly(tiny_pair):
+    port = free_port()
+    model = f"{tiny_pair.target.hf_dir},{tiny_pair.draft.hf_dir}"
+    process = run_blazedit(
+        "serve", "--model", model, "--port", str(port), "--api-key", "k", "--backend", "transformers"
+    )
+    try:
+        lines = wait_for_line(process, "blazedit is ready on")
+        assert f"http://127.0.0.1:{port}" in lines[-1]
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        assert health["status"] == "ok" and health["model"] == "target,draft"
+        body = {"file": "x = 1\n", "instruction": "rename x", "max_tokens": 3, "stream": False}
+        edit = httpx.post(
+            f"http://127.0.0.1:{port}/v1/edits", json=body, headers={"Authorization": "Bearer k"}
+        )
+        assert edit.status_code == 200 and edit.json()["usage"]["completion_tokens"] == 3
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    assert process.returncode == 0
