@@ -32,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("name", nargs="?", default=DEFAULT_PAIR, help=f"pair name (default: {DEFAULT_PAIR})")
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     fetch.set_defaults(func=run_fetch)
-    listing = commands.add_parser("list", help="known pairs, which are cached, and their size on disk")
+    listing = commands.add_parser(
+        "list",
+        help="known pairs, which are cached, and their size on disk",
+        description="The catalog's model pairs, whether each is cached, and its size on disk.",
+    )
     listing.set_defaults(func=run_list)
 
 
