@@ -18,7 +18,7 @@ local KNOWN_OPTIONS = { cmd = true, daemon_url = true, api_key = true, apply_mod
 local APPLY_MODES = { stream = true, final = true }
 
 local config = vim.deepcopy(DEFAULTS)
-local state = { client_id = nil, pending = {}, running = {} }
+local state = { client_id = nil, pending = {}, running = {}, results = {} }
 
 local function notify(message, level)
   vim.notify("blazedit: " .. message, level or vim.log.levels.INFO)
@@ -120,18 +120,23 @@ local function line_range(first, last)
   return { start = { line = first - 1, character = 0 }, ["end"] = { line = last, character = 0 } }
 end
 
-local function finish(bufnr, err)
+-- The bridge shows its own messages (errors, a partial edit, hunks skipped because you typed there);
+-- here an edit that went through is summed up, and a failed request reported.
+local function finish(bufnr, err, result)
   state.running[bufnr] = nil
+  state.results[bufnr] = result
   if err then
     notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+  elseif result and result.status == "done" then
+    notify(string.format("edit done: %d change(s) applied", result.applied or 0))
   end
   vim.cmd("doautocmd <nomodeline> User BlazeditDone")
 end
 
 local function execute(client, bufnr, command, argument, on_result)
   local params = { command = command, arguments = { argument } }
-  local sent = client.request("workspace/executeCommand", params, function(err)
-    on_result(err)
+  local sent = client.request("workspace/executeCommand", params, function(err, result)
+    on_result(err, result)
   end, bufnr)
   if not sent then
     on_result({ message = "the bridge is not running (see :LspInfo / :messages)" })
@@ -152,8 +157,8 @@ function M.edit(instruction, opts)
     if opts.first then
       argument.range = line_range(opts.first, opts.last or opts.first)
     end
-    execute(client, bufnr, "blazedit.edit", argument, function(err)
-      finish(bufnr, err)
+    execute(client, bufnr, "blazedit.edit", argument, function(err, result)
+      finish(bufnr, err, result)
     end)
   end)
   if not started then
@@ -172,6 +177,12 @@ function M.cancel(bufnr)
       end
     end)
   end)
+end
+
+--- What the bridge answered for the buffer's last edit: { status = "done" | "partial" | "cancelled" |
+--- "error" | "busy", applied = n, skipped = n, message = "..." }, or nil.
+function M.last_result(bufnr)
+  return state.results[bufnr or vim.api.nvim_get_current_buf()]
 end
 
 --- True while an edit started from this Neovim runs on the buffer.

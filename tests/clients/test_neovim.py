@@ -1,0 +1,138 @@
+"""clients/neovim in a real headless Neovim, with the real `blazedit-lsp` bridge and the real daemon (fixture
+`daemon`, tiny pair): `:BlazeditEdit` on a buffer, `:write`, and the file must be exactly the daemon's edit.
+
+The expected text comes from the daemon itself, asked over HTTP with the request the bridge sends (the
+buffer's text, the instruction, the filetype as language and the file name as path). A Neovim buffer ends
+with a newline unless 'noeol' is set, so an edit without a final newline is written with one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from blazedit_client.http import EditClient
+from blazedit_client.protocol import EditRequest
+from fixtures.daemon import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "clients/neovim"
+BRIDGE = Path(sys.executable).with_name("blazedit-lsp")
+NVIM = shutil.which("nvim")
+TIMEOUT_S = 300
+
+SOURCE = "def area(width, height):\n    return width * height\n\n\nprint(area(2, 3))\n"
+INSTRUCTION = "rename width to w"
+
+# Runs one :BlazeditEdit, waits for it (vim.wait keeps the event loop, and so the LSP client, running),
+# writes the buffer and quits; any error notification or a timeout exits non-zero with the message.
+SCRIPT = """
+local args = vim.json.decode(os.getenv("BLAZEDIT_TEST_ARGS"))
+local errors = {}
+vim.notify = function(message, level)
+  if level == vim.log.levels.ERROR then table.insert(errors, message) end
+end
+vim.cmd("filetype on")
+vim.opt.runtimepath:append(args.plugin)
+require("blazedit").setup({
+  cmd = { args.bridge }, daemon_url = args.url, api_key = args.api_key, apply_mode = args.mode,
+})
+vim.cmd("edit " .. vim.fn.fnameescape(args.file))
+vim.cmd(args.command)
+local finished = vim.wait(args.timeout_ms, function() return not require("blazedit").is_running() end, 20)
+if not finished then table.insert(errors, "the edit did not finish in time") end
+local result = require("blazedit").last_result()
+if result and result.status ~= "done" then table.insert(errors, vim.inspect(result)) end
+if #errors > 0 then
+  io.stderr:write(table.concat(errors, "\\n"))
+  vim.cmd("cquit 3")
+end
+vim.cmd("write")
+vim.cmd("qall!")
+"""
+
+
+def with_final_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def daemon_edit(daemon, request: EditRequest) -> str:
+    with EditClient(daemon.url, api_key=daemon.api_key) as client:
+        return client.edit(request).text
+
+
+def run_nvim(
+    tmp_path: Path, daemon, target: Path, command: str, mode: str, bridge: str = str(BRIDGE)
+) -> subprocess.CompletedProcess:
+    assert NVIM, "these tests need Neovim (Debian package neovim, installed by .ci/run)"
+    script = tmp_path / "edit.lua"
+    script.write_text(SCRIPT)
+    args = {
+        "plugin": str(PLUGIN),
+        "bridge": bridge,
+        "url": daemon.url,
+        "api_key": daemon.api_key,
+        "mode": mode,
+        "file": str(target),
+        "command": command,
+        "timeout_ms": TIMEOUT_S * 1000,
+    }
+    return subprocess.run(
+        [NVIM, "--headless", "-n", "-i", "NONE", "-u", "NONE", "-c", f"luafile {script}"],
+        env={"BLAZEDIT_TEST_ARGS": json.dumps(args), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S + 60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("mode", ["stream", "final"])
+def test_edit_whole_buffer_writes_the_daemons_file(tmp_path: Path, daemon, mode: str) -> None:
+    target = tmp_path / "area.py"
+    target.write_text(SOURCE)
+    expected = daemon_edit(
+        daemon, EditRequest(file=SOURCE, instruction=INSTRUCTION, language="python", path="area.py")
+    )
+    result = run_nvim(tmp_path, daemon, target, f"BlazeditEdit {INSTRUCTION}", mode)
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == with_final_newline(expected)
+
+
+def test_edit_a_line_range_rewrites_only_those_lines(tmp_path: Path, daemon) -> None:
+    target = tmp_path / "area.py"
+    target.write_text(SOURCE)
+    lines = SOURCE.splitlines(keepends=True)
+    # (the tiny model finishes this one quickly; other regions run to its token limit)
+    instruction = "add type hints"
+    region = daemon_edit(
+        daemon, EditRequest(file=lines[4], instruction=instruction, language="python", path="area.py")
+    )
+    result = run_nvim(tmp_path, daemon, target, f"5,5BlazeditEdit {instruction}", "stream")
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "".join(lines[:4]) + with_final_newline(region)
+
+
+def test_an_unreachable_daemon_is_reported_and_the_file_kept(tmp_path: Path, daemon) -> None:
+    target = tmp_path / "area.py"
+    target.write_text(SOURCE)
+    gone = type(daemon)(f"http://127.0.0.1:{free_port()}", "", daemon.api_key, daemon.model, daemon.app)
+    result = run_nvim(tmp_path, gone, target, f"BlazeditEdit {INSTRUCTION}", "stream")
+    assert result.returncode == 3
+    assert "127.0.0.1" in result.stderr
+    assert target.read_text() == SOURCE
+
+
+def test_a_missing_bridge_is_reported(tmp_path: Path, daemon) -> None:
+    target = tmp_path / "area.py"
+    target.write_text(SOURCE)
+    result = run_nvim(
+        tmp_path, daemon, target, f"BlazeditEdit {INSTRUCTION}", "stream", bridge="no-such-bridge"
+    )
+    assert result.returncode == 3
+    assert "cannot start the bridge: 'no-such-bridge'" in result.stderr
+    assert target.read_text() == SOURCE
