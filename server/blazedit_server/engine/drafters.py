@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -89,6 +89,7 @@ class PromptLookup:
         self.index: dict[tuple[int, ...], list[int]] = defaultdict(list)  # n-gram -> positions right after it
         self.anchor = Anchor(pos=None, hint=0)
         self.extend(reference)
+        self.boundary = len(reference)  # a copy never runs from the end of the reference into the output
 
     def extend(self, tokens: Sequence[int]) -> None:
         for token in tokens:
@@ -99,8 +100,9 @@ class PromptLookup:
 
     def commit(self, tokens: Sequence[int]) -> None:
         """Accepted output tokens: move the anchor along them, then make them searchable."""
-        self.anchor = self.follow(self.anchor, tokens)
-        self.extend(tokens)
+        for token in tokens:
+            self.anchor = self.follow(self.anchor, [token])
+            self.extend([token])
 
     def follow(self, anchor: Anchor, tokens: Sequence[int]) -> Anchor:
         """The anchor after the output grows by `tokens` (not yet in the lookup tokens)."""
@@ -112,17 +114,20 @@ class PromptLookup:
 
     def step(self, anchor: Anchor, token: int, recent: Sequence[int]) -> Anchor:
         pos = anchor.pos
-        if pos is not None and pos < len(self.tokens) and self.tokens[pos] == token:
+        if pos is not None and pos < self.end(pos) and self.tokens[pos] == token:
             return Anchor(pos + 1, pos + 1)
         return self.reanchor(recent, anchor.hint)
+
+    def end(self, pos: int) -> int:
+        """Where a copy that is at pos must stop: the end of the reference, or of the output so far."""
+        return self.boundary if pos <= self.boundary else len(self.tokens)
 
     def reanchor(self, recent: Sequence[int], hint: int) -> Anchor:
         for n in range(min(self.n_max, len(recent)), 0, -1):
             positions = self.index.get(tuple(recent[-n:]))
-            if positions:
-                pos = nearest(positions, hint, len(self.tokens))
-                if pos is not None:
-                    return Anchor(pos, pos)
+            pos = nearest(positions, hint, self.end) if positions else None
+            if pos is not None:
+                return Anchor(pos, pos)
         return Anchor(None, hint)
 
     def propose(self, k: int, extra: Sequence[int] = ()) -> list[int]:
@@ -130,15 +135,17 @@ class PromptLookup:
         anchor = self.follow(self.anchor, extra) if extra else self.anchor
         if anchor.pos is None or k <= 0:
             return []
-        return self.tokens[anchor.pos : anchor.pos + k]
+        return self.tokens[anchor.pos : min(anchor.pos + k, self.end(anchor.pos))]
 
 
-def nearest(positions: list[int], hint: int, end: int) -> int | None:
-    """The first position >= hint with a continuation (< end), else the last one before hint."""
+def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int | None:
+    """The first position >= hint that has a continuation (pos < end(pos)), else the nearest one before hint.
+    At most two positions lack a continuation (the end of the reference and of the output), so this is cheap."""
     i = bisect.bisect_left(positions, hint)
-    if i < len(positions) and positions[i] < end:
-        return positions[i]
-    return positions[i - 1] if i > 0 and positions[i - 1] < end else None
+    after = (positions[j] for j in range(i, len(positions)) if positions[j] < end(positions[j]))
+    before = (positions[j] for j in range(i - 1, -1, -1) if positions[j] < end(positions[j]))
+    found = next(after, None)
+    return found if found is not None else next(before, None)
 
 
 class LookupDrafter:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from blazedit_client.errors import InvalidRequestError
+from blazedit_models.convert import check_shared_tokenizer
 from transformers import AutoTokenizer
 
 from .backend import Backend
@@ -57,18 +58,8 @@ def load_backend(model: Any, backend: str, *, device: str, dtype: str) -> Backen
 
 
 def check_tokenizers(target_tok: Any, draft_tok: Any) -> None:
-    """The draft must speak the target's token ids: blazedit_models' check when it is there."""
-    try:
-        from blazedit_models.cache import check_shared_tokenizer
-    except ImportError:
-        check_shared_tokenizer = local_tokenizer_check
+    """The draft must speak the target's token ids (PairMismatchError, an InvalidRequestError, if not)."""
     check_shared_tokenizer(target_tok, draft_tok)
-
-
-def local_tokenizer_check(target_tok: Any, draft_tok: Any) -> None:
-    probe = "def f(x):\n    return x  # é 漢字 <|im_end|>"
-    if len(target_tok) != len(draft_tok) or target_tok.encode(probe) != draft_tok.encode(probe):
-        raise InvalidRequestError("the draft model's tokenizer differs from the target's", param="model")
 
 
 def eos_ids(tokenizer: Any) -> set[int]:

@@ -82,8 +82,10 @@ class FileExtractor:
         """The rest at the end of the reply: an unclosed file's last partial line, or a reply without fences
         (then the whole reply is the file)."""
         rest, self.pending = self.pending, ""
+        if self.state == "inside" and rest.strip() == FENCE:
+            self.state = "after"
         if self.state == "inside":
-            return "" if rest.strip() == FENCE else rest
+            return rest
         if self.state == "before":
             return self.prose + rest
         return ""

@@ -32,6 +32,8 @@ class StopStrings:
 
     def feed(self, text: str) -> str:
         """The part of held + text that is safe to emit: before any stop string, and not a possible prefix."""
+        if self.stopped:
+            return ""
         text = self.held + text
         cut = min((i for i in (text.find(stop) for stop in self.stops) if i >= 0), default=-1)
         if cut >= 0:

@@ -1,0 +1,96 @@
+"""Drafters as pure functions: position-aware prompt lookup, and the acceptance rule."""
+
+from __future__ import annotations
+
+import torch
+
+from blazedit_server.engine.drafters import PLD, Lengths, LookupDrafter, PromptLookup
+from blazedit_server.engine.sampling import accept_greedy
+
+# a reference "file": distinct tokens, so every position is unambiguous unless a test repeats some
+FILE = list(range(100, 120))
+
+
+def lookup_after(reference, output):
+    lookup = PromptLookup(reference)
+    lookup.commit(output)
+    return lookup
+
+
+def test_follows_the_original_while_the_output_copies_it():
+    lookup = lookup_after(FILE, FILE[:3])
+    assert lookup.propose(5) == FILE[3:8]
+    lookup.commit(FILE[3:10])
+    assert lookup.propose(4) == FILE[10:14]
+
+
+def test_reanchors_after_an_insertion():
+    output = [*FILE[:5], 7, 8, 9, FILE[5]]  # three new tokens, then the original goes on
+    lookup = lookup_after(FILE, output[:-1])
+    assert lookup.propose(3) == []  # inside the insertion nothing matches
+    lookup.commit(output[-1:])
+    assert lookup.propose(3) == FILE[6:9]
+
+
+def test_reanchors_after_a_deletion():
+    lookup = lookup_after(FILE, [*FILE[:5], FILE[9]])  # FILE[5:9] deleted
+    assert lookup.propose(3) == FILE[10:13]
+
+
+def test_repeated_code_is_copied_from_the_current_place_not_the_first():
+    block = [1, 2, 3]
+    reference = [*block, 50, 51, 52, *block, 60, 61, 62]
+    lookup = lookup_after(reference, [*block, 50, 51, 52, *block])
+    assert lookup.propose(3) == [60, 61, 62]  # left-most matching would propose 50, 51, 52
+
+
+def test_reanchoring_prefers_matches_after_the_current_position():
+    block = [1, 2, 3]
+    reference = [*block, 50, 51, 52, *block, 60, 61, 62]
+    lookup = lookup_after(reference, [*block, 50, 51, 52, 99, *block])  # an insertion, then the second block
+    assert lookup.propose(2) == [60, 61]
+
+
+def test_falls_back_to_earlier_matches_anywhere_in_prompt_and_output():
+    lookup = lookup_after(FILE, [*FILE[:10], 7, FILE[2]])  # jumped back to an earlier place
+    assert lookup.propose(2) == FILE[3:5]
+    lookup = lookup_after([5, 6], [1, 2, 3, 4, 9, 1, 2])  # repeats its own output
+    assert lookup.propose(2) == [3, 4]
+
+
+def test_end_of_file_stops_the_copy():
+    lookup = lookup_after(FILE, FILE[:-2])
+    assert lookup.propose(5) == FILE[-2:]
+    lookup.commit(FILE[-2:])
+    assert lookup.propose(5) == []  # never runs from the reference into the output
+
+
+def test_lookahead_over_unaccepted_draft_tokens_does_not_move_the_anchor():
+    lookup = lookup_after(FILE, FILE[:3])
+    assert lookup.propose(2, extra=FILE[3:6]) == FILE[6:8]
+    assert lookup.propose(2) == FILE[3:5]
+
+
+def test_lookup_drafter_reads_new_output_from_the_sequence():
+    prompt = [0, 0, *FILE, 0]
+    drafter = LookupDrafter()
+    drafter.start(prompt)
+    draft = drafter.propose([*prompt, *FILE[:4]], Lengths(total=3))
+    assert draft.tokens == FILE[4:7] and draft.origins == [PLD] * 3
+    prediction = LookupDrafter(reference=FILE)
+    prediction.start([0, 1])
+    assert prediction.propose([0, 1, *FILE[:2]], Lengths(total=2)).tokens == FILE[2:4]
+
+
+def one_hot_logits(tokens, vocab=200):
+    logits = torch.zeros(len(tokens), vocab)
+    logits[torch.arange(len(tokens)), torch.tensor(tokens)] = 5.0
+    return logits
+
+
+def test_greedy_acceptance_keeps_the_matching_prefix_and_the_targets_token():
+    logits = one_hot_logits([10, 11, 42, 13])  # the target's argmax after each prefix of the draft
+    assert accept_greedy([10, 11, 12], logits) == (2, 42)
+    assert accept_greedy([10, 11, 42], logits) == (3, 13)  # all accepted: the bonus token
+    assert accept_greedy([], logits[:1]) == (0, 10)
+    assert accept_greedy([9], logits[:2]) == (0, 10)
