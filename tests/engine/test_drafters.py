@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from blazedit_server.engine.drafters import PLD, Lengths, LookupDrafter, PromptLookup
 from blazedit_server.engine.sampling import accept_greedy
 

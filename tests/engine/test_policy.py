@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from blazedit_server.engine.policy import (
     DEFAULT_COSTS,
     Costs,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from blazedit_server.engine.prompt import FileExtractor, edit_messages
 
 ORIGINAL = "import os\n\n\ndef main():\n    print(os.getcwd())\n"

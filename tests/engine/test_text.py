@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from blazedit_server.engine.text import Detokenizer, StopStrings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
-
-from blazedit_server.engine.text import Detokenizer, StopStrings
 
 TEXT = 'def greet():\n    return "héllo 漢字 🎉 naïve"\n'
 

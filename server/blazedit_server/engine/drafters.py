@@ -139,8 +139,8 @@ class PromptLookup:
 
 
 def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int | None:
-    """The first position >= hint that has a continuation (pos < end(pos)), else the nearest one before hint.
-    At most two positions lack a continuation (the end of the reference and of the output), so this is cheap."""
+    """The first position >= hint that has a continuation (pos < end(pos)), else the nearest one before
+    hint. At most two positions lack a continuation (the ends of reference and output): this is cheap."""
     i = bisect.bisect_left(positions, hint)
     after = (positions[j] for j in range(i, len(positions)) if positions[j] < end(positions[j]))
     before = (positions[j] for j in range(i - 1, -1, -1) if positions[j] < end(positions[j]))
