@@ -1,0 +1,184 @@
+"""The llama.cpp backend: one GGUF model and its KV cache behind the engine's `Backend` protocol.
+
+It drives llama-cpp-python's low-level C API directly (no `Llama` object, no sampler): each `forward` fills
+one preallocated `llama_batch` with the tokens at positions n_cached.., flags the positions whose logits the
+engine asked for, runs `llama_decode`, and copies those rows out of `llama_get_logits`. Rollback of rejected
+draft tokens is `llama_memory_seq_rm` from position n on. The GGUF is loaded as it is (quantized kernels, no
+dequantisation); every model gets its own context, and both the one-token and the batched paths use all the
+cores this process may run on.
+
+llama.cpp's batched kernels round differently from its one-token path, so logits of a token verified inside a
+k-token batch can differ in the last bits from decoding it alone: greedy speculation on this backend is not
+bit-identical to plain decoding (docs/llamacpp.md measures how often it matters).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+import torch
+from blazedit_client.errors import ContextLengthError, EngineError
+
+log = logging.getLogger(__name__)
+
+_SEQ = 0  # the single sequence every context holds
+DEFAULT_N_CTX = 16384  # KV cache length when the caller does not ask: fits long files, bounds the memory
+DEFAULT_N_BATCH = 512  # tokens per llama_decode call; longer forwards (a prefill) are split
+
+# llama.cpp logs every tensor at load through this logger; keep errors only.
+logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset / cgroup CPU affinity, unlike os.cpu_count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _load_model(gguf: Path) -> llama_cpp.llama_model_p:
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = 0
+    model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), params)
+    if not model:
+        raise EngineError(f"llama.cpp could not load the GGUF model {gguf}")
+    return model
+
+
+def _new_context(model, n_ctx: int, n_batch: int, n_threads: int) -> llama_cpp.llama_context_p:
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = params.n_ubatch = n_batch
+    params.n_seq_max = 1
+    params.n_threads = params.n_threads_batch = n_threads
+    params.no_perf = True
+    ctx = llama_cpp.llama_init_from_model(model, params)
+    if not ctx:
+        raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens")
+    return ctx
+
+
+def _free(model, ctx, batch) -> None:
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
+    llama_cpp.llama_model_free(model)
+
+
+class _BatchView:
+    """numpy views over a `llama_batch` for one sequence, so a forward fills it with slice assignments."""
+
+    def __init__(self, batch: llama_cpp.llama_batch, size: int) -> None:
+        self.token = np.ctypeslib.as_array(batch.token, shape=(size,))
+        self.pos = np.ctypeslib.as_array(batch.pos, shape=(size,))
+        self.logits = np.ctypeslib.as_array(batch.logits, shape=(size,))
+        np.ctypeslib.as_array(batch.n_seq_id, shape=(size,))[:] = 1
+        for i in range(size):
+            batch.seq_id[i][0] = _SEQ
+
+    def fill(self, tokens: np.ndarray, first_pos: int, first_output: int) -> None:
+        n = len(tokens)
+        self.token[:n] = tokens
+        self.pos[:n] = np.arange(first_pos, first_pos + n)
+        self.logits[:n] = np.arange(n) >= first_output
+
+
+class LlamaCppBackend:
+    """One GGUF model on llama.cpp (CPU), one sequence, position as the only cursor."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        gguf: Path | str,
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        n_batch: int = DEFAULT_N_BATCH,
+    ) -> None:
+        llama_cpp.llama_backend_init()
+        model = _load_model(Path(gguf))
+        self.n_ctx = min(n_ctx or DEFAULT_N_CTX, llama_cpp.llama_model_n_ctx_train(model))
+        self.n_threads = n_threads or available_cores()
+        ctx = _new_context(model, self.n_ctx, n_batch, self.n_threads)
+        batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._close = weakref.finalize(self, _free, model, ctx, batch)
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._batch = batch
+        self._view = _BatchView(batch, n_batch)
+        self._n_batch = n_batch
+        self.vocab_size = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))
+        self._n_cached = 0
+
+    @classmethod
+    def load(
+        cls, gguf: Path | str, *, n_ctx: int | None = None, n_threads: int | None = None
+    ) -> LlamaCppBackend:
+        backend = cls(gguf, n_ctx=n_ctx, n_threads=n_threads)
+        log.info("loaded %s on llama.cpp (%d threads, context %d)", gguf, backend.n_threads, backend.n_ctx)
+        return backend
+
+    @property
+    def n_cached(self) -> int:
+        return self._n_cached
+
+    def forward(self, tokens: Sequence[int], logits_from: int = 0) -> torch.Tensor:
+        ids = np.asarray(tokens, dtype=np.int32)
+        self._check_forward(ids, logits_from)
+        rows = [
+            self._decode_chunk(ids[start : start + self._n_batch], logits_from - start)
+            for start in range(0, len(ids), self._n_batch)
+        ]
+        return torch.from_numpy(np.concatenate(rows))
+
+    def truncate(self, n: int) -> None:
+        if not 0 <= n <= self._n_cached:
+            raise ValueError(f"cannot keep {n} positions of a cache holding {self._n_cached}")
+        if not llama_cpp.llama_memory_seq_rm(self._memory, _SEQ, n, -1):
+            raise EngineError(f"llama.cpp could not drop the cached positions from {n} on")
+        self._n_cached = n
+
+    def reset(self) -> None:
+        # data=False: forget the cells without zeroing the whole KV buffer (they are overwritten on reuse).
+        llama_cpp.llama_memory_clear(self._memory, False)
+        self._n_cached = 0
+
+    def close(self) -> None:
+        """Free the model and its context now rather than at garbage collection."""
+        self._close()
+
+    def _check_forward(self, ids: np.ndarray, logits_from: int) -> None:
+        if ids.ndim != 1 or len(ids) == 0:
+            raise ValueError("forward needs a non-empty sequence of token ids")
+        if not 0 <= logits_from <= len(ids):
+            raise ValueError(f"logits_from={logits_from} is outside 0..{len(ids)}")
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            raise ValueError(f"token ids must lie in 0..{self.vocab_size - 1}")
+        if self._n_cached + len(ids) > self.n_ctx:
+            raise ContextLengthError(
+                f"{self._n_cached} cached + {len(ids)} new tokens exceed the context of {self.n_ctx} tokens"
+            )
+
+    def _decode_chunk(self, ids: np.ndarray, first_output: int) -> np.ndarray:
+        """Decode one batch-sized run of tokens; return the logits rows from index `first_output` on."""
+        self._view.fill(ids, self._n_cached, first_output)
+        self._batch.n_tokens = len(ids)
+        status = llama_cpp.llama_decode(self._ctx, self._batch)
+        if status != 0:
+            # A failed decode may leave part of the batch in the memory: drop it so the cursor stays true.
+            llama_cpp.llama_memory_seq_rm(self._memory, _SEQ, self._n_cached, -1)
+            raise EngineError(f"llama_decode failed with status {status}")
+        self._n_cached += len(ids)
+        return self._logits_rows(max(len(ids) - max(first_output, 0), 0))
+
+    def _logits_rows(self, n_rows: int) -> np.ndarray:
+        if n_rows == 0:
+            return np.empty((0, self.vocab_size), dtype=np.float32)
+        # llama.cpp stores the flagged rows contiguously, in batch order; copy them out of its buffer.
+        pointer = ctypes.cast(llama_cpp.llama_get_logits(self._ctx), ctypes.POINTER(ctypes.c_float))
+        return np.ctypeslib.as_array(pointer, shape=(n_rows, self.vocab_size)).copy()
