@@ -56,6 +56,11 @@ vim.cmd("qall!")
 """
 
 
+def read_exactly(path: Path) -> str:
+    """The file's text with its line endings as they are (read_text() would turn a lone \\r into \\n)."""
+    return path.read_bytes().decode("utf-8")
+
+
 def with_final_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
@@ -100,7 +105,7 @@ def test_edit_whole_buffer_writes_the_daemons_file(tmp_path: Path, daemon, mode:
     )
     result = run_nvim(tmp_path, daemon, target, f"BlazeditEdit {INSTRUCTION}", mode)
     assert result.returncode == 0, result.stderr
-    assert target.read_text() == with_final_newline(expected)
+    assert read_exactly(target) == with_final_newline(expected)
 
 
 def test_edit_a_line_range_rewrites_only_those_lines(tmp_path: Path, daemon) -> None:
@@ -114,7 +119,7 @@ def test_edit_a_line_range_rewrites_only_those_lines(tmp_path: Path, daemon) -> 
     )
     result = run_nvim(tmp_path, daemon, target, f"5,5BlazeditEdit {instruction}", "stream")
     assert result.returncode == 0, result.stderr
-    assert target.read_text() == "".join(lines[:4]) + with_final_newline(region)
+    assert read_exactly(target) == "".join(lines[:4]) + with_final_newline(region)
 
 
 def test_an_unreachable_daemon_is_reported_and_the_file_kept(tmp_path: Path, daemon) -> None:
@@ -124,7 +129,7 @@ def test_an_unreachable_daemon_is_reported_and_the_file_kept(tmp_path: Path, dae
     result = run_nvim(tmp_path, gone, target, f"BlazeditEdit {INSTRUCTION}", "stream")
     assert result.returncode == 3
     assert "127.0.0.1" in result.stderr
-    assert target.read_text() == SOURCE
+    assert read_exactly(target) == SOURCE
 
 
 def test_a_missing_bridge_is_reported(tmp_path: Path, daemon) -> None:
@@ -135,4 +140,4 @@ def test_a_missing_bridge_is_reported(tmp_path: Path, daemon) -> None:
     )
     assert result.returncode == 3
     assert "cannot start the bridge: 'no-such-bridge'" in result.stderr
-    assert target.read_text() == SOURCE
+    assert read_exactly(target) == SOURCE

@@ -94,22 +94,29 @@ def stream_remote_edit(client: EditClient, request: EditRequest, console: Consol
     raise BlazeditError("the daemon closed the stream before the edit was done")
 
 
-def print_diff(console: Console, path: str, old: str, new: str) -> None:
-    """A unified diff, coloured on a terminal, plain when piped (ready for `patch`)."""
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
-    )
-    for line in lines:
-        style = (
-            "green"
-            if line.startswith("+")
-            else "red"
-            if line.startswith("-")
-            else "cyan"
-            if line[:1] == "@"
-            else ""
-        )
-        console.print(Text(line.rstrip("\n"), style=style), soft_wrap=True, highlight=False)
+def patch_lines(text: str) -> list[str]:
+    """Lines as `patch` sees them, ended by "\\n" only (str.splitlines also splits at \\r, \\x1c, ...)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
+
+
+def unified_diff(path: str, old: str, new: str) -> str:
+    """A unified diff that `patch -p1` applies exactly, with git's marker for a missing final newline."""
+    out = []
+    for line in difflib.unified_diff(patch_lines(old), patch_lines(new), f"a/{path}", f"b/{path}"):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def print_diff(console: Console, diff: str) -> None:
+    """The diff as it is when piped (ready for `patch`), coloured on a terminal."""
+    if not console.is_terminal:
+        console.file.write(diff)
+        return
+    for line in diff.rstrip("\n").split("\n"):
+        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
+        console.print(Text(line, style=style), soft_wrap=True, highlight=False)
 
 
 def print_summary(console: Console, done: DoneEvent) -> None:
@@ -150,7 +157,7 @@ def run_remote_edit(
     out, err = Console(), Console(stderr=True)
     with EditClient(server, api_key=api_key) as client:
         result = stream_remote_edit(client, request, err)
-    print_diff(out, path.name, result.original, result.text)
+    print_diff(out, unified_diff(path.name, result.original, result.text))
     print_summary(err, result.done)
     if not write:
         return 0

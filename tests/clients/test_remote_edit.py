@@ -1,0 +1,82 @@
+"""The terminal remote mode (`blazedit edit FILE --server URL`, blazedit_client.remote) against the real
+daemon (fixture `daemon`, tiny pair): the diff it prints, the file it writes, and what it refuses to write."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from blazedit_client.errors import InvalidRequestError
+from blazedit_client.http import EditClient
+from blazedit_client.protocol import EditRequest
+from blazedit_client.remote import run_remote_edit
+
+SOURCE = "def area(width, height):\n    return width * height\n\n\nprint(area(2, 3))\n"
+INSTRUCTION = "rename width to w"  # the tiny model ends this edit on its own (finish_reason "stop")
+
+
+def read_exactly(path: Path) -> str:
+    """The file's text with its line endings as they are (read_text() would turn a lone \\r into \\n)."""
+    return path.read_bytes().decode("utf-8")
+
+
+@pytest.fixture
+def source_file(tmp_path: Path) -> Path:
+    path = tmp_path / "area.py"
+    path.write_text(SOURCE)
+    return path
+
+
+def daemon_edit(daemon, **fields) -> str:
+    with EditClient(daemon.url, api_key=daemon.api_key) as client:
+        response = client.edit(EditRequest(file=SOURCE, instruction=INSTRUCTION, path="area.py", **fields))
+    return response.text
+
+
+def test_prints_the_diff_and_writes_the_daemons_file(
+    daemon, source_file: Path, tmp_path: Path, capsys
+) -> None:
+    expected = daemon_edit(daemon)
+    status = run_remote_edit(source_file, INSTRUCTION, server=daemon.url, api_key=daemon.api_key, write=True)
+    assert status == 0
+    assert read_exactly(source_file) == expected
+    assert patched(tmp_path, capsys.readouterr().out) == expected
+
+
+def patched(tmp_path: Path, diff: str) -> str:
+    """The original file with the printed diff applied by GNU patch."""
+    copy = tmp_path / "patched" / "area.py"
+    copy.parent.mkdir()
+    copy.write_text(SOURCE)
+    subprocess.run(["patch", "--binary", "-p1", "-d", str(copy.parent)], input=diff.encode(), check=True)
+    return read_exactly(copy)
+
+
+def test_without_write_the_file_is_untouched(daemon, source_file: Path) -> None:
+    status = run_remote_edit(
+        source_file, INSTRUCTION, server=daemon.url, api_key=daemon.api_key, max_tokens=8
+    )
+    assert status == 0
+    assert read_exactly(source_file) == SOURCE
+
+
+def test_a_truncated_edit_is_not_written(daemon, source_file: Path, capsys) -> None:
+    status = run_remote_edit(
+        source_file, INSTRUCTION, server=daemon.url, api_key=daemon.api_key, write=True, max_tokens=8
+    )
+    assert status == 1
+    assert read_exactly(source_file) == SOURCE
+    assert "not writing" in capsys.readouterr().err
+
+
+def test_a_binary_file_is_refused_before_any_request(tmp_path: Path) -> None:
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(InvalidRequestError, match="not UTF-8 text"):
+        run_remote_edit(binary, INSTRUCTION, server="http://127.0.0.1:9")
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequestError, match="cannot read"):
+        run_remote_edit(tmp_path / "nope.py", INSTRUCTION, server="http://127.0.0.1:9")
