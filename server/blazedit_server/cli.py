@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     "blazedit_models.cli",
     "blazedit_server.bench_cli",
     "blazedit_server.serve_cli",
+    "blazedit_server.edit_cli",
 ]
 
 

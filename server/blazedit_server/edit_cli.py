@@ -1,0 +1,104 @@
+"""`blazedit edit FILE -i "instruction"`: edit one file locally, without a daemon.
+
+Streams the edited file (or, with --diff, a unified diff once the edit is done) to stdout and the request's
+stats to stderr; --write replaces the file atomically (a temporary file in the same folder, then a rename), so
+the original is never half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from blazedit_client.errors import InvalidRequestError
+from blazedit_client.protocol import FinishReason, Strategy
+
+LANGUAGES = {".py": "python", ".rs": "rust", ".go": "go", ".js": "javascript", ".ts": "typescript",
+             ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp", ".hpp": "cpp", ".rb": "ruby",
+             ".sh": "bash", ".lua": "lua", ".md": "markdown"}  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("edit", help="edit one file with the local engine (no daemon)")
+    parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument("-i", "--instruction", required=True, help="what to change, in natural language")
+    parser.add_argument("--strategy", choices=[s.value for s in Strategy], default=Strategy.multilayer.value)
+    parser.add_argument("--model", default=None, help="pair name or TARGET_PATH,DRAFT_PATH (default pair)")
+    parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp"], default="auto")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--max-tokens", type=int, default=None, help="cap on generated tokens")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (lossless)")
+    parser.add_argument("--no-calibrate", action="store_true", help="skip timing the models at load")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--diff", action="store_true", help="print a unified diff instead of the file")
+    output.add_argument("--write", action="store_true", help="replace FILE with the edited version")
+    parser.set_defaults(func=run)
+
+
+def read_source(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}", param="file") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(f"{path} is not UTF-8 text", param="file") from exc
+
+
+def write_atomically(path: Path, text: str) -> None:
+    mode = path.stat().st_mode & 0o7777
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, newline="") as tmp:
+        tmp.write(text)
+    os.chmod(tmp.name, mode)
+    os.replace(tmp.name, path)
+
+
+def stats_line(finished) -> str:
+    stats, timings = finished.stats, finished.timings
+    layers = " ".join(f"{name} {s.accepted}/{s.proposed}" for name, s in stats.layers.items())
+    return (
+        f"{finished.completion_tokens} tokens, {timings.decode_tokens_per_s:.1f} tok/s "
+        f"(prefill {timings.prefill_s:.2f} s, decode {timings.decode_s:.2f} s), "
+        f"{stats.target_passes} target passes, {stats.draft_passes} draft passes, "
+        f"accepted/proposed: {layers}, finish: {finished.finish_reason.value}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from blazedit_models.cache import resolve_pair
+    from blazedit_models.catalog import DEFAULT_PAIR
+
+    from .engine.runner import Engine, Finished, SamplingParams, Step
+
+    original = read_source(args.file)
+    engine = Engine.load(resolve_pair(args.model or DEFAULT_PAIR), backend=args.backend, device=args.device,
+                         calibrate=not args.no_calibrate)  # fmt: skip
+    params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature)
+    language = LANGUAGES.get(args.file.suffix)
+    stream = engine.edit(original, args.instruction, language=language, path=str(args.file),
+                         strategy=Strategy(args.strategy), params=params)  # fmt: skip
+    live = not (args.diff or args.write)
+    for event in stream:
+        if isinstance(event, Step) and live:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Finished):
+            finished = event
+    print(stats_line(finished), file=sys.stderr)
+    if args.write and finished.finish_reason != FinishReason.stop:
+        raise InvalidRequestError(
+            f"the edit did not finish ({finished.finish_reason.value}); {args.file} is left unchanged",
+            param="max_tokens",
+        )
+    if args.diff:
+        name = str(args.file)
+        diff = difflib.unified_diff(original.splitlines(True), finished.text.splitlines(True), name, name)
+        sys.stdout.writelines(diff)
+    if args.write:
+        write_atomically(args.file, finished.text)
+    return 0

@@ -1,0 +1,96 @@
+"""`blazedit edit` on the tiny pair: streams to stdout, stats to stderr, --diff, atomic --write, errors."""
+
+from __future__ import annotations
+
+from blazedit_client.protocol import FinishReason, Stats, Timings
+from blazedit_server import cli
+from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step
+
+ORIGINAL = "def add(a, b):\n    return a + b\n"
+EDITED = "def add(a: int, b: int) -> int:\n    return a + b\n"
+
+
+def model_arg(pair):
+    return f"{pair.target.hf_dir},{pair.draft.hf_dir}"
+
+
+def run(*argv):
+    return cli.main(["edit", *map(str, argv)])
+
+
+def test_streams_the_edit_and_prints_stats(tiny_pair, tiny_engine, tmp_path, capsys):
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    args = ["-i", "add types", "--model", model_arg(tiny_pair), "--max-tokens", "30", "--no-calibrate"]
+    assert run(path, *args) == 0
+    out, err = capsys.readouterr()
+    expected = tiny_engine.edit(ORIGINAL, "add types", language="python", path=str(path),
+                                params=SamplingParams(max_new_tokens=30))  # fmt: skip
+    assert out == list(expected)[-1].text
+    assert "tok/s" in err and "target passes" in err
+    assert path.read_text() == ORIGINAL
+
+
+def test_unfinished_edit_is_never_written(tiny_pair, tmp_path, capsys):
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    args = [
+        "-i",
+        "add types",
+        "--model",
+        model_arg(tiny_pair),
+        "--max-tokens",
+        "4",
+        "--no-calibrate",
+        "--write",
+    ]
+    assert run(path, *args) == 1
+    assert "left unchanged" in capsys.readouterr().err
+    assert path.read_text() == ORIGINAL
+
+
+def test_binary_or_missing_file_is_one_readable_error(tmp_path, capsys):
+    path = tmp_path / "blob.py"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    assert run(path, "-i", "x") == 1
+    assert capsys.readouterr().err.strip() == f"blazedit: error: {path} is not UTF-8 text"
+    assert run(tmp_path / "missing.py", "-i", "x") == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+class FakeEngine:
+    """Answers every edit with EDITED, as a finished stream."""
+
+    def edit(self, file, instruction, **kwargs):
+        stats, timings = Stats(generated_tokens=3), Timings(decode_s=1.0)
+        yield Started(prompt_tokens=5)
+        yield Step([1, 2, 3], EDITED, 0, 0)
+        yield Finished(FinishReason.stop, EDITED, 5, 3, stats, timings)
+
+
+def fake_load(monkeypatch):
+    from blazedit_server.engine import runner
+
+    monkeypatch.setattr(runner.Engine, "load", classmethod(lambda cls, pair, **kw: FakeEngine()))
+    monkeypatch.setattr("blazedit_models.cache.resolve_pair", lambda name, **kw: None)
+
+
+def test_write_replaces_the_file_atomically_keeping_its_mode(tmp_path, monkeypatch, capsys):
+    fake_load(monkeypatch)
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    path.chmod(0o640)
+    assert run(path, "-i", "add types", "--write") == 0
+    assert path.read_text() == EDITED
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["add.py"]  # no temporary file left behind
+
+
+def test_diff_prints_a_unified_diff(tmp_path, monkeypatch, capsys):
+    fake_load(monkeypatch)
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    assert run(path, "-i", "add types", "--diff") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"--- {path}\n+++ {path}\n")
+    assert "-def add(a, b):\n+def add(a: int, b: int) -> int:\n" in out
