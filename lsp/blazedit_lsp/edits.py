@@ -2,14 +2,16 @@
 
 The bridge keeps `ours`: the document as it would be had nobody but blazedit touched it (the text sent to
 the daemon with the hunks applied so far). The editor holds `actual`: `ours` plus whatever the user typed
-meanwhile. A line diff of the two tells where each line of `ours` sits in `actual`. A hunk is rebased when
-every line it rewrites is still there, unchanged and contiguous; otherwise the user edited inside it, and
-it is a conflict: it is skipped and the user's text stays. Replacements only ever cover text equal to what
-the hunk expects, so the user's keystrokes are never overwritten.
+meanwhile. Changes to `ours` are string ranges (a daemon hunk may end without a line break, and then the next
+line continues it, so line numbers alone would drift). A line diff of `ours` and `actual` tells where each
+line of `ours` sits in `actual`; a change is rebased when every line it touches is still there, unchanged
+and contiguous. Otherwise the user edited inside it: it is a conflict, skipped, and the user's text stays.
+Replacements only ever cover text equal to what the change expects, so keystrokes are never overwritten.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +46,9 @@ class Replacement:
 
 @dataclass
 class Rebase:
-    replacements: list[Replacement] = field(default_factory=list)
-    applied: list[Hunk] = field(default_factory=list)  # the hunks the replacements carry out
-    conflicts: list[Hunk] = field(default_factory=list)  # hunks whose lines the user changed
+    replacements: list[Replacement] = field(default_factory=list)  # offsets in `actual`
+    applied: list[Replacement] = field(default_factory=list)  # the changes to `ours` they carry out
+    conflicts: list[Replacement] = field(default_factory=list)  # changes to lines the user edited
 
 
 def apply_hunks(text: str, hunks: Iterable[Hunk]) -> str:
@@ -95,16 +97,34 @@ def _locate_insertion(at: int, mapping: list[int | None]) -> int | None:
     return 0 if at == 0 else None
 
 
-def locate(hunk: Hunk, mapping: list[int | None]) -> tuple[int, int] | None:
-    """The line range [start, end) of `actual` that holds the hunk's lines, or None on a conflict."""
-    if hunk.old_start == hunk.old_end:
-        at = _locate_insertion(hunk.old_start, mapping)
-        return None if at is None else (at, at)
-    lines = mapping[hunk.old_start : hunk.old_end]
-    first = lines[0]
-    if first is None or lines != list(range(first, first + len(lines))):
+@dataclass(frozen=True)
+class _Lines:
+    """A text's line table: each line's start offset, then len(text)."""
+
+    starts: list[int]
+
+    @classmethod
+    def of(cls, text: str) -> _Lines:
+        return cls([*line_starts(text)[: len(file_lines(text))], len(text)])
+
+    def containing(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset) - 1
+
+
+def locate(
+    change: Replacement, ours: _Lines, mapping: list[int | None], actual: _Lines
+) -> tuple[int, int] | None:
+    """The offsets in `actual` of a change to `ours`, or None when the user edited a line it touches."""
+    first = ours.containing(change.start)
+    if change.start == change.end and change.start == ours.starts[first]:
+        at = _locate_insertion(first, mapping)
+        return None if at is None else (actual.starts[at], actual.starts[at])
+    last = ours.containing(max(change.end - 1, change.start))
+    lines = mapping[first : last + 1]
+    if not lines or lines[0] is None or lines != list(range(lines[0], lines[0] + len(lines))):
         return None
-    return first, first + len(lines)
+    start = actual.starts[lines[0]] + change.start - ours.starts[first]
+    return start, actual.starts[lines[-1]] + change.end - ours.starts[last]
 
 
 def _prefix_len(a: str, b: str) -> int:
@@ -130,21 +150,36 @@ def minimal_replacement(text: str, start: int, end: int, new_text: str) -> Repla
     return Replacement(start + prefix, end - suffix, new_text[prefix : len(new_text) - suffix])
 
 
-def rebase(ours: str, actual: str, hunks: Iterable[Hunk]) -> Rebase:
-    """Carry `hunks` (in `ours`' lines, file order) over to `actual`, skipping those the user edited."""
-    actual_lines = file_lines(actual)
-    mapping = line_map(file_lines(ours), actual_lines)
-    starts = [*line_starts(actual)[: len(actual_lines)], len(actual)]
+def hunk_span(text: str, hunk: Hunk) -> Replacement:
+    """A line hunk of `text` as string offsets."""
+    starts = _Lines.of(text).starts
+    last = len(starts) - 1
+    return Replacement(starts[min(hunk.old_start, last)], starts[min(hunk.old_end, last)], hunk.new_text)
+
+
+def splice(text: str, changes: Iterable[Replacement]) -> str:
+    """`text` with non-overlapping replacements applied (offsets all refer to `text`)."""
+    out, pos = [], 0
+    for change in sorted(changes, key=lambda c: (c.start, c.end)):
+        out += [text[pos : change.start], change.new_text]
+        pos = change.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def rebase(ours: str, actual: str, changes: Iterable[Replacement]) -> Rebase:
+    """Carry changes to `ours` (file order, no overlaps) over to `actual`, skipping those the user edited."""
+    ours_lines, actual_lines = _Lines.of(ours), _Lines.of(actual)
+    mapping = line_map(file_lines(ours), file_lines(actual))
     result = Rebase()
-    for hunk in hunks:
-        where = locate(hunk, mapping)
+    for change in changes:
+        where = locate(change, ours_lines, mapping, actual_lines)
         if where is None:
-            result.conflicts.append(hunk)
+            result.conflicts.append(change)
             continue
-        start, end = starts[where[0]], starts[where[1]]
-        if actual[start:end] != hunk.new_text:
-            result.replacements.append(minimal_replacement(actual, start, end, hunk.new_text))
-        result.applied.append(hunk)
+        if actual[where[0] : where[1]] != change.new_text:
+            result.replacements.append(minimal_replacement(actual, *where, change.new_text))
+        result.applied.append(change)
     return result
 
 

@@ -57,6 +57,7 @@ class BlazeditLanguageServer(LanguageServer):
         super().__init__("blazedit-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.initialization_options: object = None
         self.options = Options()
+        self.versioned_edits = False  # whether edits can name the document version they were computed for
         self.sessions: dict[str, EditSession] = {}
         self._sockets: dict[tuple, EditSocket] = {}
 
@@ -116,7 +117,7 @@ class BlazeditLanguageServer(LanguageServer):
 
     def fail(self, message: str, status: str = "error") -> EditResult:
         self.show(types.MessageType.Error, f"blazedit: {message}")
-        return EditResult(status, message=message)
+        return EditResult(status, 0, 0, message)
 
 
 SERVER = BlazeditLanguageServer()
@@ -125,7 +126,16 @@ SERVER = BlazeditLanguageServer()
 @SERVER.feature(types.INITIALIZE)
 def initialize(ls: BlazeditLanguageServer, params: types.InitializeParams) -> None:
     ls.initialization_options = params.initialization_options
+    ls.versioned_edits = supports_versioned_edits(params)
     ls.apply_options()
+
+
+def supports_versioned_edits(params: types.InitializeParams) -> bool:
+    """Versioned `TextDocumentEdit`s let the editor refuse an edit made for an older text. Neovim applies
+    them (and checks the version) without advertising `documentChanges`, so it gets them too."""
+    workspace = params.capabilities.workspace
+    advertised = bool(workspace and workspace.workspace_edit and workspace.workspace_edit.document_changes)
+    return advertised or (params.client_info is not None and params.client_info.name == "Neovim")
 
 
 @SERVER.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

@@ -27,7 +27,16 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from blazedit_lsp.edits import Hunk, apply_hunks, output_percent, rebase, text_edits, unmatched_lines
+from blazedit_lsp.edits import (
+    Hunk,
+    Replacement,
+    hunk_span,
+    output_percent,
+    rebase,
+    splice,
+    text_edits,
+    unmatched_lines,
+)
 from blazedit_lsp.instructions import EditTarget, comment_removal, document_hunk
 from blazedit_lsp.options import Options
 from blazedit_lsp.positions import file_lines
@@ -47,9 +56,9 @@ class EditResult:
     """What `blazedit.edit` / `blazedit.editFromComment` answer once the edit is over."""
 
     status: str  # "done", "partial" (max_tokens reached), "cancelled", "error", "busy"
-    applied: int = 0  # hunks now in the document
-    skipped: int = 0  # hunks not applied because the user edited their lines, or the editor refused them
-    message: str | None = None
+    applied: int  # hunks now in the document
+    skipped: int  # hunks not applied because the user edited their lines, or the editor refused them
+    message: str  # what happened, in words ("" when all went well)
 
 
 def _request_path(uri: str) -> str:
@@ -63,15 +72,16 @@ class EditSession:
         self.ls, self.uri, self.target, self.options, self.socket = ls, uri, target, options, socket
         self.encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
         document = self._document()
-        self.ours = document.source  # the document as blazedit alone would have it
-        lines = file_lines(self.ours)
+        self.original = document.source
+        self.ours = self.original  # the document as blazedit alone would have it
+        lines = file_lines(self.original)
         self.base = "".join(
             line
             for n, line in enumerate(lines[target.start_line : target.end_line], start=target.start_line)
             if n != target.comment_line
         )
         self._language = document.language_id
-        self._applied: list[Hunk] = []  # document lines
+        self._applied: list[Replacement] = []  # offsets in the original document
         self._pending: list[Hunk] = []  # document lines, not sent yet
         self._comment = comment_removal(target)  # the comment line's removal, until it is sent
         self._received: list[Hunk] = []  # daemon lines, for the progress estimate
@@ -170,21 +180,22 @@ class EditSession:
 
     # --- applying ----------------------------------------------------------------------------------------
 
-    def _in_ours(self, hunk: Hunk) -> Hunk:
-        """A hunk in document lines -> in the lines of `ours` (after the hunks applied before it)."""
-        shift = sum(a.line_delta for a in self._applied if a.old_end <= hunk.old_start)
-        return Hunk(hunk.old_start + shift, hunk.old_end + shift, hunk.new_text)
+    def _in_ours(self, change: Replacement) -> Replacement:
+        """A change to the original document -> the same change to `ours` (after those applied before it)."""
+        shift = sum(len(a.new_text) - (a.end - a.start) for a in self._applied if a.end <= change.start)
+        return Replacement(change.start + shift, change.end + shift, change.new_text)
 
     async def _apply(self, batch: list[Hunk]) -> None:
-        in_ours = {self._in_ours(hunk): hunk for hunk in batch}
+        """Apply hunks (lines of the original document) to the document as it is now."""
+        in_ours = {self._in_ours(hunk_span(self.original, hunk)): hunk for hunk in batch}
         for _ in range(APPLY_ATTEMPTS):
             document = self._document()
             plan = rebase(self.ours, document.source, in_ours)
-            expected = apply_hunks(self.ours, plan.applied)
+            expected = splice(self.ours, plan.applied)
             if not plan.replacements or await self._send(document, plan, expected):
                 self.ours = expected
-                self._applied += [in_ours[hunk] for hunk in plan.applied]
-                self._note_conflicts(plan.conflicts)
+                self._applied += [hunk_span(self.original, in_ours[change]) for change in plan.applied]
+                self._note_conflicts([in_ours[change] for change in plan.conflicts])
                 return
         self._note_conflicts(batch, why="the editor did not apply them")
 
@@ -197,9 +208,7 @@ class EditSession:
         return await self._landed(expected, wait=answer.applied)
 
     def _workspace_edit(self, document: TextDocument, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
-        capability = self.ls.client_capabilities.workspace
-        versioned = capability and capability.workspace_edit and capability.workspace_edit.document_changes
-        if not versioned:
+        if not self.ls.versioned_edits:
             return types.WorkspaceEdit(changes={self.uri: edits})
         identifier = types.OptionalVersionedTextDocumentIdentifier(uri=self.uri, version=document.version)
         return types.WorkspaceEdit(
@@ -232,7 +241,9 @@ class EditSession:
 
     def _applied_count(self) -> int:
         """The daemon's hunks in the document (the comment line's removal is not one of them)."""
-        return sum(h != comment_removal(self.target) for h in self._applied)
+        removal = comment_removal(self.target)
+        removal_span = hunk_span(self.original, removal) if removal else None
+        return sum(change != removal_span for change in self._applied)
 
     def _document(self) -> TextDocument:
         if self.uri not in self.ls.workspace.text_documents:
@@ -253,7 +264,7 @@ class EditSession:
             return EditResult("partial", applied, self._skipped, message)
         if finish is FinishReason.cancelled:
             return EditResult("cancelled", applied, self._skipped, "the daemon cancelled the edit")
-        return EditResult("done", applied, self._skipped)
+        return EditResult("done", applied, self._skipped, "")
 
     async def _begin_progress(self) -> str | None:
         window = self.ls.client_capabilities.window

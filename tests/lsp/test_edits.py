@@ -7,10 +7,12 @@ from blazedit_lsp.edits import (
     Hunk,
     Replacement,
     apply_hunks,
+    hunk_span,
     line_hunks,
     minimal_replacement,
     output_percent,
     rebase,
+    splice,
     text_edits,
     unmatched_lines,
 )
@@ -19,12 +21,6 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec
-
-
-def splice(text: str, replacements: list[Replacement]) -> str:
-    for r in sorted(replacements, key=lambda r: r.start, reverse=True):
-        text = text[: r.start] + r.new_text + text[r.end :]
-    return text
 
 
 @st.composite
@@ -53,27 +49,47 @@ def touches(hunk: Hunk, change: Hunk) -> bool:
 def test_rebase_keeps_user_lines_and_applies_the_rest(case):
     ours, hunks, user = case
     actual = apply_hunks(ours, user)
-    plan = rebase(ours, actual, hunks)
-    conflicts = [h for h in hunks if any(touches(h, c) for c in user)]
-    assert plan.conflicts == conflicts
-    assert plan.applied == [h for h in hunks if h not in conflicts]
-    merged = sorted([*user, *plan.applied], key=lambda h: (h.old_start, h.old_end))
+    plan = rebase(ours, actual, [hunk_span(ours, h) for h in hunks])
+    applied = [h for h in hunks if not any(touches(h, c) for c in user)]
+    assert plan.applied == [hunk_span(ours, h) for h in applied]
+    assert len(plan.conflicts) == len(hunks) - len(applied)
+    merged = sorted([*user, *applied], key=lambda h: (h.old_start, h.old_end))
     assert splice(actual, plan.replacements) == apply_hunks(ours, merged)
+
+
+def spans(text, *hunks):
+    return [hunk_span(text, h) for h in hunks]
 
 
 def test_insertion_goes_next_to_an_unchanged_neighbour():
     ours = "a\nb\nc\n"
     actual = "a\nB typed\nc\n"  # the user changed line 1
-    plan = rebase(ours, actual, [Hunk(1, 1, "new\n"), Hunk(3, 3, "end\n")])
+    plan = rebase(ours, actual, spans(ours, Hunk(1, 1, "new\n"), Hunk(3, 3, "end\n")))
     assert splice(actual, plan.replacements) == "a\nnew\nB typed\nc\nend\n"
-    both_changed = rebase(ours, "A\nB\nc\n", [Hunk(1, 1, "new\n")])
-    assert both_changed.conflicts == [Hunk(1, 1, "new\n")]
+    both_changed = rebase(ours, "A\nB\nc\n", spans(ours, Hunk(1, 1, "new\n")))
+    assert both_changed.conflicts == spans(ours, Hunk(1, 1, "new\n"))
 
 
 def test_hunk_on_the_last_line_without_line_end():
     ours, actual = "a\nb", "typed\na\nb"
-    plan = rebase(ours, actual, [Hunk(1, 2, "B\nC")])
+    plan = rebase(ours, actual, spans(ours, Hunk(1, 2, "B\nC")))
     assert splice(actual, plan.replacements) == "typed\na\nB\nC"
+
+
+def test_insertion_without_line_end_continues_the_next_line():
+    """The daemon may insert text that does not end a line; the following hunks still land right."""
+    original = "l0\nl1\nl2\nl3\n"
+    hunks = [Hunk(1, 1, "joined "), Hunk(2, 3, "L2\n")]
+    ours = splice(original, spans(original, hunks[0]))
+    assert ours == "l0\njoined l1\nl2\nl3\n"
+    shift = len("joined ")
+    second = hunk_span(original, hunks[1])
+    in_ours = Replacement(second.start + shift, second.end + shift, second.new_text)
+    actual = "typed\n" + ours
+    plan = rebase(ours, actual, [in_ours])
+    assert splice(actual, plan.replacements) == "typed\n" + apply_hunks(original, hunks)
+    mid_line = rebase(ours, actual, [Replacement(4, 4, "x")])  # inside "joined l1": a mid-line insertion
+    assert splice(actual, mid_line.replacements) == "typed\nl0\njxoined l1\nl2\nl3\n"
 
 
 def test_minimal_replacement_trims_and_never_splits_crlf():
@@ -92,7 +108,7 @@ def test_text_edits_apply_in_the_client_encoding(encoding):
     """The edits, applied by pygls's own document model in that encoding, give the expected text."""
     text = "naïve = 1\n名前 = '😀'  # ok\nlast = 3\n"
     new = "naïve = 2\n名前 = '😀😀'  # ok\nlast = 3\nadded = 'é'\n"
-    plan = rebase(text, text, line_hunks(text, new))
+    plan = rebase(text, text, spans(text, *line_hunks(text, new)))
     document = TextDocument("file:///t.py", text, version=1, position_codec=PositionCodec(encoding))
     for edit in reversed(text_edits(text, plan.replacements, encoding)):
         document.apply_change(types.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text))

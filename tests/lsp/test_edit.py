@@ -1,0 +1,84 @@
+"""`blazedit.edit` end to end: a pytest-lsp editor (VS Code, Neovim 0.11, Emacs capabilities: utf-16, utf-8,
+utf-32) drives the bridge against a real daemon; the document must end exactly as the daemon's file.
+
+Test data: ORIGINAL has accents, CJK and emoji before the changed columns; the scripted daemon answers with
+NEW, which changes text after them on several lines (several hunks); the tiny-model daemon answers noise.
+"""
+
+import pytest
+from conftest import PROFILES, daemon_options, daemon_output, execute, start_editor
+from lsprotocol import types
+
+URI = "file:///work/greet.py"
+ORIGINAL = """\
+# -*- coding: utf-8 -*-
+\"\"\"Greetings in several languages.\"\"\"
+
+
+def greet_fr(name):
+    return "Bonjour, " + name + " — ça va ?"
+
+
+def greet_zh(name):
+    return "你好，" + name + "！😀"
+
+
+def greet_emoji(name):
+    return "👋 " + name
+"""
+NEW = (
+    ORIGINAL.replace("ça va ?", "ça va bien ?")
+    .replace("！😀", "！😀🎉")
+    .replace("def greet_emoji(name):", "def greet_emoji(name: str) -> str:")
+)
+MODES = ["stream", "final"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_scripted_hunks_land_exactly(client, scripted_daemon, engine, profile, mode):
+    engine.script["polish"] = NEW
+    expected = daemon_output(scripted_daemon, ORIGINAL, "polish")
+    assert expected.text == NEW and len(expected.hunks) >= 2
+    editor = await start_editor(client, profile, daemon_options(scripted_daemon, applyMode=mode))
+    editor.open(URI, ORIGINAL)
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "polish"})
+
+    assert editor.text(URI) == NEW
+    assert result["status"] == "done" and result["applied"] == len(expected.hunks)
+    assert len(editor.apply_calls) == (len(expected.hunks) if mode == "stream" else 1)
+    edits = [e for call in editor.apply_calls for change in call.edit.document_changes for e in change.edits]
+    assert any(e.range.start.character > 0 for e in edits), "minimal edits start mid-line"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_tiny_model_edit_equals_daemon_file(client, daemon, profile, mode):
+    expected = daemon_output(daemon, ORIGINAL, "add type hints", language="python", path="greet.py")
+    editor = await start_editor(client, profile, daemon_options(daemon, applyMode=mode))
+    editor.open(URI, ORIGINAL)
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "add type hints"})
+
+    assert result["status"] == "done"
+    assert editor.text(URI) == expected.text
+    progress = [report for reports in client.progress_reports.values() for report in reports]
+    assert isinstance(progress[0], types.WorkDoneProgressBegin) and progress[0].cancellable
+    assert isinstance(progress[-1], types.WorkDoneProgressEnd)
+
+
+async def test_selection_rewrites_only_its_lines(client, scripted_daemon, engine):
+    """A range sends only the lines it touches; the rest of the document is not part of the request."""
+    selected = 'def greet_zh(name):\n    return "你好，" + name + "！😀"\n'
+    engine.script["hint"] = selected.replace("(name):", "(name: str) -> str:")
+    editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
+    editor.open(URI, ORIGINAL)
+    selection = types.Range(
+        start=types.Position(line=8, character=0), end=types.Position(line=10, character=0)
+    )
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "hint", "range": selection})
+
+    assert result["status"] == "done"
+    assert editor.text(URI) == ORIGINAL.replace("greet_zh(name):", "greet_zh(name: str) -> str:")
