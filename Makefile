@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 BLAZEDIT := $(VENV)/bin/blazedit
 TORCH_VERSION ?= 2.13.0
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
 
 .DEFAULT_GOAL := help
 
@@ -18,6 +19,8 @@ $(VENV)/.setup-done: server/pyproject.toml lsp/pyproject.toml clients/python/pyp
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==$(TORCH_VERSION)
 	$(PIP) install --quiet -e clients/python -e models -e lsp -e "server[test]"
+	@echo "building llama-cpp-python from source (CPU, native flags; ~5-10 min the first time, then pip's wheel cache)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e "server[llamacpp]"
 	touch $@
 
 models: setup ## fetch and convert the default model pair into the cache
