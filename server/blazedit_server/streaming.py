@@ -133,3 +133,5 @@ class JobStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.worker.cancel(self.job)
+            # A body that never reached its end (the client hung up) leaves no outcome: that is a cancel.
+            scope.setdefault("state", {}).setdefault("outcome", "cancelled")
