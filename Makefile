@@ -26,6 +26,10 @@ $(VENV)/.setup-done: server/pyproject.toml lsp/pyproject.toml clients/python/pyp
 models: setup ## fetch and convert the default model pair into the cache
 	$(BLAZEDIT) models fetch
 
+SERVE_ARGS ?=
+serve: models ## run the daemon on 127.0.0.1:8000 with the default pair (fetched first if needed; SERVE_ARGS=...)
+	$(BLAZEDIT) serve $(SERVE_ARGS)
+
 test: setup ## run the test suite
 	$(PY) -m pytest -q -ra
 
@@ -42,4 +46,4 @@ clients: ## build, unit-test and package the VS Code extension; fetch the npm pa
 	cd clients/vscode && npm ci --no-audit --no-fund && npm test && npm run package
 	npm ci --no-audit --no-fund --prefix tests/clients
 
-.PHONY: help setup models test lint clients bench
+.PHONY: help setup models serve test lint clients bench
