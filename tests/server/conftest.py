@@ -56,7 +56,7 @@ class FakeEngine:
     def chat(self, messages, *, prediction=None, strategy=None, params=GREEDY, cancel=None) -> Iterator:
         self.calls.append({"kind": "chat", "messages": messages, "prediction": prediction, "params": params})
         reply = prediction if prediction is not None else messages[-1]["content"]
-        return self._run(reply, prediction or "", params, cancel)
+        return self._run(reply, prediction or "", params, cancel, explode=reply == "explode")
 
     def complete(self, prompt, *, prediction=None, strategy=None, params=GREEDY, cancel=None) -> Iterator:
         self._check(prompt, "prompt")
