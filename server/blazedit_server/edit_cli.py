@@ -16,6 +16,7 @@ from pathlib import Path
 
 from blazedit_client.errors import InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
+from blazedit_client.remote import add_server_arguments, run_remote_edit
 
 LANGUAGES = {".py": "python", ".rs": "rust", ".go": "go", ".js": "javascript", ".ts": "typescript",
              ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp", ".hpp": "cpp", ".rb": "ruby",
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--diff", action="store_true", help="print a unified diff instead of the file")
     output.add_argument("--write", action="store_true", help="replace FILE with the edited version")
+    add_server_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -70,6 +72,11 @@ def stats_line(finished) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_remote_edit(args.file, args.instruction, server=args.server, api_key=args.api_key,
+                               write=args.write, language=LANGUAGES.get(args.file.suffix), model=args.model,
+                               strategy=Strategy(args.strategy), max_tokens=args.max_tokens,
+                               temperature=args.temperature)  # fmt: skip
     from blazedit_models.cache import resolve_pair
     from blazedit_models.catalog import DEFAULT_PAIR
 

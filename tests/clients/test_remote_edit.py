@@ -3,7 +3,9 @@ daemon (fixture `daemon`, tiny pair): the diff it prints, the file it writes, an
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,9 @@ from blazedit_client.errors import InvalidRequestError
 from blazedit_client.http import EditClient
 from blazedit_client.protocol import EditRequest
 from blazedit_client.remote import run_remote_edit
+from fixtures.daemon import free_port
 
+BLAZEDIT = Path(sys.executable).with_name("blazedit")
 SOURCE = "def area(width, height):\n    return width * height\n\n\nprint(area(2, 3))\n"
 INSTRUCTION = "rename width to w"  # the tiny model ends this edit on its own (finish_reason "stop")
 
@@ -28,16 +32,16 @@ def source_file(tmp_path: Path) -> Path:
     return path
 
 
-def daemon_edit(daemon, **fields) -> str:
+def daemon_edit(daemon, path: Path, **fields) -> str:
     with EditClient(daemon.url, api_key=daemon.api_key) as client:
-        response = client.edit(EditRequest(file=SOURCE, instruction=INSTRUCTION, path="area.py", **fields))
+        response = client.edit(EditRequest(file=SOURCE, instruction=INSTRUCTION, path=str(path), **fields))
     return response.text
 
 
 def test_prints_the_diff_and_writes_the_daemons_file(
     daemon, source_file: Path, tmp_path: Path, capsys
 ) -> None:
-    expected = daemon_edit(daemon)
+    expected = daemon_edit(daemon, source_file)
     status = run_remote_edit(source_file, INSTRUCTION, server=daemon.url, api_key=daemon.api_key, write=True)
     assert status == 0
     assert read_exactly(source_file) == expected
@@ -80,3 +84,30 @@ def test_a_binary_file_is_refused_before_any_request(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="cannot read"):
         run_remote_edit(tmp_path / "nope.py", INSTRUCTION, server="http://127.0.0.1:9")
+
+
+def test_blazedit_edit_with_server_streams_from_the_daemon(daemon, source_file: Path, tmp_path: Path) -> None:
+    """The real command line: `blazedit edit FILE -i ... --server URL --api-key KEY --write`."""
+    expected = daemon_edit(daemon, source_file, language="python", strategy="multilayer")
+    command = [str(BLAZEDIT), "edit", str(source_file), "-i", INSTRUCTION, "--server", daemon.url, "--write"]
+    result = subprocess.run(
+        command,
+        env={**os.environ, "BLAZEDIT_API_KEY": daemon.api_key},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_exactly(source_file) == expected
+    assert patched(tmp_path, result.stdout) == expected
+    assert "tokens" in result.stderr  # the summary line
+
+
+def test_blazedit_edit_with_server_reports_an_unreachable_daemon(source_file: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(BLAZEDIT), "edit", str(source_file), "-i", INSTRUCTION, "--server", url]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert f"blazedit: error: cannot reach the blazedit daemon at {url}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert read_exactly(source_file) == SOURCE

@@ -130,9 +130,11 @@ def print_summary(console: Console, done: DoneEvent) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace the file in one rename, so an interrupted write never leaves it half-written."""
+    """Replace the file by one rename, keeping its permissions: a failed write never leaves it half-written."""
+    mode = path.stat().st_mode & 0o7777
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent, delete=False) as tmp:
         tmp.write(text)
+    os.chmod(tmp.name, mode)
     os.replace(tmp.name, path)
 
 
@@ -143,16 +145,22 @@ def run_remote_edit(
     server: str,
     api_key: str | None = None,
     write: bool = False,
+    language: str | None = None,
+    model: str | None = None,
     strategy: Strategy | None = None,
     max_tokens: int | None = None,
+    temperature: float = 0.0,
 ) -> int:
     """The terminal remote mode: stream, print the diff to stdout, optionally write the file; exit status."""
     request = EditRequest(
         file=read_source(path),
         instruction=instruction,
-        path=path.name,
+        language=language,
+        path=str(path),  # as the local `blazedit edit` does, so both give the same edit
+        model=model,
         strategy=strategy,
         max_tokens=max_tokens,
+        temperature=temperature,
     )
     out, err = Console(), Console(stderr=True)
     with EditClient(server, api_key=api_key) as client:
