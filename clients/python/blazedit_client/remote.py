@@ -130,7 +130,7 @@ def print_summary(console: Console, done: DoneEvent) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace the file by one rename, keeping its permissions: a failed write never leaves it half-written."""
+    """Replace the file by one rename, keeping its mode: a failed write never leaves it half-written."""
     mode = path.stat().st_mode & 0o7777
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent, delete=False) as tmp:
         tmp.write(text)
