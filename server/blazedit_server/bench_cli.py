@@ -111,17 +111,19 @@ def run(args: argparse.Namespace) -> int:
     from blazedit_server.bench import report
 
     results = measure(args, resolve_pair(args.model), chosen)
-    paths = report.write_all(results, args.out or default_out(results.meta.backend))
-    log.info("wrote %s", ", ".join(map(str, paths)))
+    log.info(
+        "wrote %s", ", ".join(map(str, report.write_all(results, results_dir(args, results.meta.backend))))
+    )
     sys.stdout.write(report.markdown(results))
     return 0
 
 
 def measure(args: argparse.Namespace, pair, chosen: list[tasks.TaskSet]) -> BenchResults:
-    """Load the engine once, run every method on every task, and summarize (imports torch)."""
+    """Load the engine once and run every method on every task (imports torch); the report so far is
+    rewritten after each task, so a long run that is stopped still leaves its results."""
     from transformers.utils import logging as transformers_logging
 
-    from blazedit_server.bench import metrics, report, runner
+    from blazedit_server.bench import report, runner
     from blazedit_server.engine import loading
     from blazedit_server.engine.runner import Engine
 
@@ -129,8 +131,6 @@ def measure(args: argparse.Namespace, pair, chosen: list[tasks.TaskSet]) -> Benc
     methods = runner.methods_for(loading.resolve_backend(args.backend, pair), args.strategies)
     started, date = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
     engine = Engine.load(pair, backend=args.backend)
-    bench = runner.Bench(engine, pair, methods, args.max_new_tokens)
-    results = runner.run_sets(bench, chosen, progress=not args.no_progress)
     name, threads = machine(engine)
     meta = report.BenchMeta(
         command=command_line(args),
@@ -140,15 +140,20 @@ def measure(args: argparse.Namespace, pair, chosen: list[tasks.TaskSet]) -> Benc
         max_new_tokens=args.max_new_tokens,
         machine=name,
         threads=threads,
-        wall_s=time.perf_counter() - started,
-        peak_rss_gb=peak_rss_gb(),
-    )
-    bases = runner.baselines(methods)
-    summaries = metrics.summarize(results, methods, bases)
-    return report.BenchResults(
-        meta=meta, methods=methods, baselines=bases, summaries=summaries, tasks=results
     )
 
+    def collect(done: list) -> BenchResults:
+        meta.wall_s, meta.peak_rss_gb = time.perf_counter() - started, peak_rss_gb()
+        return report.collect(meta.model_copy(), methods, runner.baselines(methods), done)
 
-def default_out(backend: str) -> Path:
-    return Path("bench-results") / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{backend}"
+    def save(done: list) -> None:
+        report.write_all(collect(done), results_dir(args, engine.backend_name))
+
+    bench = runner.Bench(engine, pair, methods, args.max_new_tokens)
+    return collect(runner.run_sets(bench, chosen, progress=not args.no_progress, on_task=save))
+
+
+def results_dir(args: argparse.Namespace, backend: str) -> Path:
+    if args.out is None:  # one folder per run, named when the first results are written
+        args.out = Path("bench-results") / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{backend}"
+    return args.out

@@ -10,7 +10,7 @@ from blazedit_client.errors import InvalidRequestError
 from blazedit_server import cli
 from blazedit_server.bench import runner
 from blazedit_server.bench.metrics import MethodRun
-from blazedit_server.bench.tasks import EditTask
+from blazedit_server.bench.tasks import EditTask, TaskSet
 
 TASK = EditTask(id="t/0", language="python", instruction="Rename x.", before="x = 1\n", after="y = 1\n")
 
@@ -79,3 +79,8 @@ def test_bench_cli_rejects_bad_arguments_before_loading_models(tmp_path, capsys)
         f"blazedit: error: {tmp_path / 'absent.jsonl'}: no such task file",
         "blazedit: error: --limit must be at least 1",
     ]
+
+
+def test_tasks_run_round_robin_over_the_sets():
+    first, second = TaskSet(name="a", tasks=[TASK] * 3), TaskSet(name="b", tasks=[TASK])
+    assert [name for name, _ in runner.interleave([first, second])] == ["a", "b", "a", "a"]

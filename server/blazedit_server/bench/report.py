@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from blazedit_server.bench.metrics import MethodSummary, SetSummary, TaskResult
+from blazedit_server.bench.metrics import MethodSummary, SetSummary, TaskResult, summarize
 
 FOCUS = "multilayer"  # the method the plot is about
 CAP_NOTE = "the original file's length + 128"
@@ -35,6 +35,14 @@ class BenchResults(BaseModel):
     baselines: list[str]
     summaries: list[SetSummary]
     tasks: list[TaskResult]
+
+
+def collect(
+    meta: BenchMeta, methods: list[str], baselines: list[str], tasks: list[TaskResult]
+) -> BenchResults:
+    """The report of the tasks done so far: per-set summaries over them, with speedups over `baselines`."""
+    summaries = summarize(tasks, methods, baselines)
+    return BenchResults(meta=meta, methods=methods, baselines=baselines, summaries=summaries, tasks=tasks)
 
 
 def write_all(results: BenchResults, out: Path) -> list[Path]:

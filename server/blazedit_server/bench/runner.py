@@ -168,10 +168,28 @@ def log_run(task: EditTask, run: MethodRun) -> None:
     )
 
 
-def run_sets(bench: Bench, sets: list[TaskSet], *, progress: bool = True) -> list[TaskResult]:
-    """Warm up, then every method on every task, in order; a progress bar on stderr counts method runs."""
-    tasks = [(s.name, t) for s in sets for t in s.tasks]
+def interleave(sets: list[TaskSet]) -> list[tuple[str, EditTask]]:
+    """Tasks round-robin over the sets, so a run cut short still covers every set."""
+    longest = max(len(s.tasks) for s in sets)
+    return [(s.name, s.tasks[i]) for i in range(longest) for s in sets if i < len(s.tasks)]
+
+
+def run_sets(
+    bench: Bench,
+    sets: list[TaskSet],
+    *,
+    progress: bool = True,
+    on_task: Callable[[list[TaskResult]], None] | None = None,
+) -> list[TaskResult]:
+    """Warm up, then every method on every task; a progress bar on stderr counts method runs, and `on_task`
+    sees the results so far after each task (a long run saves partial results)."""
+    tasks = interleave(sets)
     bench.prepare([t for _, t in tasks])
     bench.warm_up(tasks[0][1])
+    results: list[TaskResult] = []
     with tqdm(total=len(tasks) * len(bench.methods), desc="bench", unit="run", disable=not progress) as bar:
-        return [bench.run_task(task, name, bar) for name, task in tasks]
+        for name, task in tasks:
+            results.append(bench.run_task(task, name, bar))
+            if on_task is not None:
+                on_task(results)
+    return results
