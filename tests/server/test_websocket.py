@@ -82,19 +82,23 @@ def test_cancel_stops_the_request_within_a_step(daemon):
     assert done.usage.completion_tokens < LONG
 
 
-def cancelled_ws_requests(daemon) -> float:
-    metrics = httpx.get(daemon.url + "/metrics").text
-    key = 'blazedit_requests_total{outcome="cancelled",route="/v1/edits/ws"} '
-    return sum(float(line.removeprefix(key)) for line in metrics.splitlines() if line.startswith(key))
+def metric(daemon, key: str) -> float:
+    lines = httpx.get(daemon.url + "/metrics").text.splitlines()
+    return sum(float(line.removeprefix(key + " ")) for line in lines if line.startswith(key + " "))
 
 
-def test_a_dropped_socket_frees_the_worker(daemon):
-    before = cancelled_ws_requests(daemon)
+CANCELLED_WS = 'blazedit_requests_total{outcome="cancelled",route="/v1/edits/ws"}'
+COMPLETION_TOKENS = 'blazedit_tokens_total{kind="completion"}'
+
+
+def test_a_dropped_socket_stops_the_engine_within_a_step(daemon):
+    cancelled, tokens = metric(daemon, CANCELLED_WS), metric(daemon, COMPLETION_TOKENS)
     with open_socket(daemon) as ws:
         ws.send(edit_frame("dropped", max_tokens=LONG))
         assert receive(ws).event == "start"
-    wait_for(lambda: cancelled_ws_requests(daemon) == before + 1)
-    assert not daemon.app.state.worker.busy
+    wait_for(lambda: metric(daemon, CANCELLED_WS) == cancelled + 1)
+    wait_for(lambda: not daemon.app.state.worker.busy)
+    assert metric(daemon, COMPLETION_TOKENS) - tokens < LONG // 2
     assert http_edit_text(daemon, max_tokens=3) is not None
 
 

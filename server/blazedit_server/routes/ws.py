@@ -63,7 +63,7 @@ def frame_request_id(text: str) -> str | None:
 
 class EditConnection:
     """One socket: checks origin and key, parses frames, runs each edit as a task it owns, and cancels every
-    job and task it still has when the socket ends."""
+    job it still has when the socket ends."""
 
     def __init__(self, websocket: WebSocket) -> None:
         state = websocket.app.state
@@ -179,7 +179,7 @@ class EditConnection:
         self.closed = True
 
     def cleanup(self) -> None:
+        """Cancel every job; each task then ends by itself once its engine run stops (within a step), logging
+        what the run did. Sends to the closed socket are dropped meanwhile."""
         for job in list(self.jobs.values()):
             self.worker.cancel(job)
-        for task in list(self.tasks.values()):
-            task.cancel()
