@@ -6,6 +6,7 @@ import pytest
 from blazedit_server.engine.policy import (
     DEFAULT_COSTS,
     Costs,
+    Lengths,
     Planner,
     Rate,
     best_length,
@@ -65,13 +66,26 @@ def test_rate_is_the_geometric_maximum_likelihood_with_a_prior():
 
 def test_planner_lengths_per_strategy():
     draft_costs = DEFAULT_COSTS.scaled(0.3)
-    assert Planner("regular", DEFAULT_COSTS, draft_costs).lengths(100) == (0, 0)
-    assert Planner("pld", DEFAULT_COSTS, draft_costs).lengths(100)[1] == 0
-    total, per_round = Planner("multilayer", DEFAULT_COSTS, draft_costs).lengths(100)
-    assert total > 0 and per_round > 0
-    assert Planner("pld", DEFAULT_COSTS, draft_costs).lengths(3)[0] <= 2  # room for the target's own token
+    assert Planner("regular", DEFAULT_COSTS, draft_costs).lengths(100) == Lengths(0)
+    assert Planner("pld", DEFAULT_COSTS, draft_costs).lengths(100).per_round == 0
+    lengths = Planner("multilayer", DEFAULT_COSTS, draft_costs).lengths(100)
+    assert lengths.total > 0 and lengths.per_round > 0 and not lengths.copy
+    assert Planner("pld", DEFAULT_COSTS, draft_costs).lengths(3).total <= 2  # room for the target's own token
     planner = Planner("pld", DEFAULT_COSTS, draft_costs)
-    before = planner.lengths(100)[0]
+    before = planner.lengths(100).total
     for _ in range(20):
         planner.observe(drafted=8, accepted=0)
-    assert planner.lengths(100)[0] < before
+    assert planner.lengths(100).total < before
+
+
+def test_multilayer_copies_directly_while_the_target_accepts_whole_copied_runs():
+    planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
+    planner.lengths(100)
+    planner.observe(drafted=12, accepted=12, rounds=[(11, 11)], copied=11)
+    assert planner.lengths(100).copy
+    planner.observe(drafted=20, accepted=20, copied=20)
+    assert planner.lengths(100).copy
+    planner.observe(drafted=20, accepted=5, copied=5)  # the output diverged: the draft model checks again
+    assert not planner.lengths(100).copy
+    planner.observe(drafted=6, accepted=6, rounds=[(2, 2)], copied=2)  # written by the draft model
+    assert not planner.lengths(100).copy

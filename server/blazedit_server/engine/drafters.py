@@ -54,6 +54,7 @@ class Lengths:
 
     total: int  # tokens the target verifies at most
     per_round: int = 0  # prompt-lookup tokens the draft model checks per forward (multilayer)
+    copy: bool = False  # multilayer in a copied stretch: prompt lookup drafts for the target directly
 
 
 class Drafter(Protocol):
@@ -207,9 +208,13 @@ class ModelDrafter:
         return list(seq[n:])
 
     def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft:
-        pending = self.sync(seq)
         if self.lookup is not None:
             self.lookup.sync(seq)
+            if lengths.copy and self.sampler.greedy:
+                copied = self.lookup.lookup.propose(lengths.total)
+                if copied:  # the draft model catches up on these tokens in its next pass, in one batch
+                    return Draft(copied, [PLD] * len(copied))
+        pending = self.sync(seq)
         draft = Draft(q=None)
         while len(draft.tokens) < lengths.total:
             room = lengths.total - len(draft.tokens)

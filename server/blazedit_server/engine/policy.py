@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .backend import Backend
+from .drafters import Lengths
 
 CALIBRATION_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -89,6 +90,7 @@ def measure(backend: Backend, sizes: Sequence[int] = CALIBRATION_SIZES, context:
 
 MAX_DRAFT = 64  # tokens the target verifies at most in one pass
 MAX_ROUND = 32  # prompt-lookup tokens the draft model checks at most in one pass
+MIN_COPY = 8  # a fully accepted step with this many copied tokens starts a copied stretch
 
 
 class Planner:
@@ -97,28 +99,42 @@ class Planner:
     pld: the prompt-lookup length. draft: the draft length (each drafted token costs one draft pass).
     multilayer: first the run that prompt lookup offers the draft model per draft pass (priced with the
     draft's costs and the rate at which the draft model keeps copied tokens), then the total draft length
-    (priced with the target's costs plus the resulting draft cost per drafted token).
+    (priced with the target's costs plus the resulting draft cost per drafted token). While the output copies
+    the reference (the target just accepted a whole draft with a long copied run), checking copied tokens with
+    the draft model costs a draft pass and saves nothing, so multilayer sends prompt lookup to the target
+    directly until the target rejects a token.
     """
 
     def __init__(self, strategy: str, target: Costs, draft: Costs) -> None:
         self.strategy = strategy
         self.target, self.draft = target, draft
-        self.target_rate, self.round_rate = Rate(), Rate()
+        self.target_rate, self.round_rate, self.copy_rate = Rate(), Rate(), Rate()
+        self.last = Lengths(0)
+        self.copying = False
 
-    def lengths(self, room: int) -> tuple[int, int]:
-        """(total, per_round) for a step that may add at most `room` tokens."""
-        cap = min(MAX_DRAFT, room - 1)
+    def lengths(self, room: int) -> Lengths:
+        """The budget of a step that may add at most `room` tokens."""
+        self.last = self.choose(min(MAX_DRAFT, room - 1))
+        return self.last
+
+    def choose(self, cap: int) -> Lengths:
         if self.strategy == "regular" or cap <= 0:
-            return 0, 0
+            return Lengths(0)
         if self.strategy == "pld":
-            return best_length(self.target, self.target_rate.value, cap), 0
+            return Lengths(best_length(self.target, self.target_rate.value, cap))
         if self.strategy == "draft":
-            return best_length(self.target, self.target_rate.value, cap, per_token=self.draft(1)), 0
+            return Lengths(best_length(self.target, self.target_rate.value, cap, per_token=self.draft(1)))
+        if self.copying:
+            return Lengths(best_length(self.target, self.copy_rate.value, cap), copy=True)
         per_round = best_length(self.draft, self.round_rate.value, MAX_ROUND)
         per_token = self.draft(per_round + 1) / expected_tokens(per_round, self.round_rate.value)
-        return best_length(self.target, self.target_rate.value, cap, per_token=per_token), per_round
+        return Lengths(best_length(self.target, self.target_rate.value, cap, per_token=per_token), per_round)
 
-    def observe(self, drafted: int, accepted: int, rounds: Sequence[tuple[int, int]] = ()) -> None:
-        self.target_rate.observe(drafted, accepted)
+    def observe(
+        self, drafted: int, accepted: int, rounds: Sequence[tuple[int, int]] = (), copied: int = 0
+    ) -> None:
+        """A verified step: `accepted` of `drafted` tokens kept, `copied` of them from prompt lookup."""
+        (self.copy_rate if self.last.copy else self.target_rate).observe(drafted, accepted)
         for proposed, kept in rounds:
             self.round_rate.observe(proposed, kept)
+        self.copying = self.strategy == "multilayer" and accepted == drafted and copied >= MIN_COPY

@@ -96,9 +96,8 @@ def generate(
     yield StepResult(tokens, 0, 0, finish=finish)
     while finish is None:
         room = max_new_tokens - (len(seq) - len(prompt))
-        total, per_round = planner.lengths(room)
-        result, draft = step(target, drafter, seq, Lengths(total, per_round), sampler, eos, room)
-        planner.observe(result.drafted, min(result.accepted, result.drafted), draft.rounds)
+        result, draft = step(target, drafter, seq, planner.lengths(room), sampler, eos, room)
+        planner.observe(result.drafted, result.accepted, draft.rounds, result.accepted_by["pld"])
         seq += result.tokens
         finish = result.finish
         yield result
