@@ -26,10 +26,11 @@ def read_exactly(path: Path) -> str:
 
 
 @pytest.fixture
-def source_file(tmp_path: Path) -> Path:
-    path = tmp_path / "area.py"
-    path.write_text(SOURCE)
-    return path
+def source_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """area.py, named relative to the working folder: the path is part of the prompt, so it must not vary."""
+    monkeypatch.chdir(tmp_path)
+    Path("area.py").write_text(SOURCE)
+    return Path("area.py")
 
 
 def daemon_edit(daemon, path: Path, **fields) -> str:
@@ -90,17 +91,14 @@ def test_blazedit_edit_with_server_streams_from_the_daemon(daemon, source_file: 
     """The real command line: `blazedit edit FILE -i ... --server URL --api-key KEY --write`."""
     expected = daemon_edit(daemon, source_file, language="python", strategy="multilayer")
     command = [str(BLAZEDIT), "edit", str(source_file), "-i", INSTRUCTION, "--server", daemon.url, "--write"]
+    # bytes, not text=True: universal newlines would turn a "\r" inside the diff into a line break
     result = subprocess.run(
-        command,
-        env={**os.environ, "BLAZEDIT_API_KEY": daemon.api_key},
-        capture_output=True,
-        text=True,
-        check=False,
+        command, env={**os.environ, "BLAZEDIT_API_KEY": daemon.api_key}, capture_output=True, check=False
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr.decode()
     assert read_exactly(source_file) == expected
-    assert patched(tmp_path, result.stdout) == expected
-    assert "tokens" in result.stderr  # the summary line
+    assert patched(tmp_path, result.stdout.decode("utf-8")) == expected
+    assert b"tokens" in result.stderr  # the summary line
 
 
 def test_blazedit_edit_with_server_reports_an_unreachable_daemon(source_file: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -162,6 +163,7 @@ def run_remote_edit(
         max_tokens=max_tokens,
         temperature=temperature,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise next to the bar
     out, err = Console(), Console(stderr=True)
     with EditClient(server, api_key=api_key) as client:
         result = stream_remote_edit(client, request, err)
