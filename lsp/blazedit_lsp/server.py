@@ -10,13 +10,14 @@ shown with `window/showMessage` and answered with an `error` result; the documen
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-import attrs
 from blazedit_client.ws import EditSocket
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from blazedit_lsp import __version__
+from blazedit_lsp.arguments import CancelArguments, CommentArguments, EditArguments, parse_arguments
 from blazedit_lsp.instructions import (
     EditTarget,
     TargetError,
@@ -31,25 +32,6 @@ from blazedit_lsp.session import EditResult, EditSession
 logger = logging.getLogger(__name__)
 
 EDIT, EDIT_FROM_COMMENT, CANCEL = "blazedit.edit", "blazedit.editFromComment", "blazedit.cancel"
-
-
-@attrs.define
-class EditArguments:
-    uri: str
-    instruction: str
-    range: types.Range | None = None
-
-
-@attrs.define
-class CommentArguments:
-    uri: str
-    range: types.Range | None = None  # a selection holding the comment, or the cursor (an empty range)
-    position: types.Position | None = None  # the cursor, for clients that send a position
-
-
-@attrs.define
-class CancelArguments:
-    uri: str | None = None  # None: every running edit
 
 
 class BlazeditLanguageServer(LanguageServer):
@@ -213,36 +195,36 @@ def _action(title: str, command: str, arguments: dict) -> types.CodeAction:
 
 
 @SERVER.command(EDIT)
-async def edit(ls: BlazeditLanguageServer, args: EditArguments | None = None) -> EditResult:
+async def edit(ls: BlazeditLanguageServer, arguments: Any = None) -> EditResult:
     """`blazedit.edit {uri, instruction, range?}`: rewrite the document (or the selected lines)."""
-    if args is None:
-        return ls.fail(f"{EDIT} needs one argument: {{uri, instruction, range?}}")
     try:
-        target = instruction_target(args.instruction, ls.lines(args.uri), args.range)
+        args = parse_arguments(EditArguments, EDIT, arguments)
+        selection = args.range.lsp() if args.range else None
+        target = instruction_target(args.instruction, ls.lines(args.uri), selection)
     except TargetError as exc:
         return ls.fail(str(exc))
     return await ls.run_edit(args.uri, target)
 
 
 @SERVER.command(EDIT_FROM_COMMENT)
-async def edit_from_comment(ls: BlazeditLanguageServer, args: CommentArguments | None = None) -> EditResult:
+async def edit_from_comment(ls: BlazeditLanguageServer, arguments: Any = None) -> EditResult:
     """`blazedit.editFromComment {uri, range? | position?}`: the instruction is a `blazedit:` comment."""
-    if args is None:
-        return ls.fail(f"{EDIT_FROM_COMMENT} needs one argument: {{uri, range?}}")
-    selection = args.range
-    if selection is None and args.position is not None:
-        selection = types.Range(start=args.position, end=args.position)
     try:
-        target = comment_target(ls.lines(args.uri), selection)
+        args = parse_arguments(CommentArguments, EDIT_FROM_COMMENT, arguments)
+        target = comment_target(ls.lines(args.uri), args.selection())
     except TargetError as exc:
         return ls.fail(str(exc))
     return await ls.run_edit(args.uri, target)
 
 
 @SERVER.command(CANCEL)
-def cancel(ls: BlazeditLanguageServer, args: CancelArguments | None = None) -> int:
+def cancel(ls: BlazeditLanguageServer, arguments: Any = None) -> int:
     """`blazedit.cancel {uri?}`: stop the edit on that document (without a uri: all); how many stopped."""
-    uri = args.uri if args is not None else None
+    try:
+        uri = parse_arguments(CancelArguments, CANCEL, arguments).uri
+    except TargetError as exc:
+        ls.fail(str(exc))
+        return 0
     sessions = [s for u, s in ls.sessions.items() if uri is None or u == uri]
     for session in sessions:
         session.cancel("cancelled")

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
 import attrs
-from blazedit_client.errors import BlazeditError
+from blazedit_client.errors import AuthenticationError, BlazeditError
 from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent
 from blazedit_client.ws import EditSocket
 from lsprotocol import types
@@ -109,8 +109,11 @@ class EditSession:
         except DocumentClosed:
             result = EditResult("cancelled", self._applied_count(), self._skipped, "the document was closed")
         except BlazeditError as exc:
-            result = EditResult("error", self._applied_count(), self._skipped, exc.message)
-            self._show(types.MessageType.Error, f"blazedit: {exc.message}")
+            message = exc.message
+            if isinstance(exc, AuthenticationError):
+                message += " (the daemon wants an API key: set `apiKey` in the settings, or BLAZEDIT_API_KEY)"
+            result = EditResult("error", self._applied_count(), self._skipped, message)
+            self._show(types.MessageType.Error, f"blazedit: {message}")
         finally:
             if self._work is not None and not self._work.done():
                 self._work.cancel()

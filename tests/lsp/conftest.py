@@ -200,7 +200,8 @@ class ScriptedEngine:
     """`script[instruction]` is the new file (default: the file unchanged), emitted one line per step.
 
     With `hold_at = n` the n-th step waits until `release` is set or the daemon cancels the request;
-    `cancelled` records that the daemon stopped it. Instruction "refuse" fails validation.
+    `started` records that a request reached it, `cancelled` that the daemon stopped one.
+    Instruction "refuse" fails validation.
     """
 
     model_name = "scripted"
@@ -212,11 +213,13 @@ class ScriptedEngine:
         self.script: dict[str, str] = {}
         self.hold_at: int | None = None
         self.release = threading.Event()
+        self.started = threading.Event()
         self.cancelled = threading.Event()
 
     def edit(self, file, instruction, *, language=None, path=None, strategy=None, params=None, cancel=None):
         if instruction == "refuse":
             raise InvalidRequestError("the scripted engine refuses this instruction", param="instruction")
+        self.started.set()
         return self._steps(self.script.get(instruction, file), cancel or threading.Event())
 
     def _held(self, cancel: threading.Event) -> bool:
@@ -257,6 +260,7 @@ def engine(scripted_engine: ScriptedEngine) -> Iterator[ScriptedEngine]:
     scripted_engine.script.clear()
     scripted_engine.hold_at = None
     scripted_engine.release.clear()
+    scripted_engine.started.clear()
     scripted_engine.cancelled.clear()
     yield scripted_engine
     scripted_engine.release.set()  # never leave the daemon's worker waiting
