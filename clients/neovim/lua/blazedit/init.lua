@@ -14,7 +14,13 @@ local DEFAULTS = {
   presets = nil, -- extra instructions offered as code actions on a selection
 }
 
-local KNOWN_OPTIONS = { cmd = true, daemon_url = true, api_key = true, apply_mode = true, presets = true }
+local OPTION_TYPES = {
+  cmd = "table",
+  daemon_url = "string",
+  api_key = "string",
+  apply_mode = "string",
+  presets = "table",
+}
 local APPLY_MODES = { stream = true, final = true }
 
 local config = vim.deepcopy(DEFAULTS)
@@ -25,24 +31,38 @@ local function notify(message, level)
 end
 
 local function check_options(opts)
-  for key in pairs(opts) do
-    if not KNOWN_OPTIONS[key] then
+  for key, value in pairs(opts) do
+    local expected = OPTION_TYPES[key]
+    if not expected then
       error(string.format("blazedit.setup: unknown option '%s'", key), 3)
     end
+    if type(value) ~= expected then
+      error(string.format("blazedit.setup: %s must be a %s, not a %s", key, expected, type(value)), 3)
+    end
   end
-  vim.validate({
-    cmd = { opts.cmd, "table", true },
-    daemon_url = { opts.daemon_url, "string", true },
-    api_key = { opts.api_key, "string", true },
-    apply_mode = { opts.apply_mode, "string", true },
-    presets = { opts.presets, "table", true },
-  })
   if opts.apply_mode ~= nil and not APPLY_MODES[opts.apply_mode] then
     error("blazedit.setup: apply_mode must be 'stream' or 'final', not '" .. opts.apply_mode .. "'", 3)
   end
   if opts.cmd ~= nil and type(opts.cmd[1]) ~= "string" then
     error("blazedit.setup: cmd must be a list such as { 'blazedit-lsp' }", 3)
   end
+end
+
+-- Neovim 0.11 made client methods take self (client:request); 0.7-0.10 have plain functions.
+local METHOD_CALLS = vim.fn.has("nvim-0.11") == 1
+
+local function request(client, method, params, handler, bufnr)
+  if METHOD_CALLS then
+    return client:request(method, params, handler, bufnr)
+  end
+  return client.request(method, params, handler, bufnr)
+end
+
+local function is_stopped(client)
+  if METHOD_CALLS then
+    return client:is_stopped()
+  end
+  return client.is_stopped()
 end
 
 --- The bridge's initialization options and `blazedit` configuration section (same shape).
@@ -70,7 +90,7 @@ local function client_config()
   return {
     name = "blazedit",
     cmd = config.cmd,
-    root_dir = vim.loop.cwd(),
+    root_dir = (vim.uv or vim.loop).cwd(),
     init_options = M.bridge_options(),
     settings = { blazedit = M.bridge_options() },
     on_attach = on_attach,
@@ -90,7 +110,7 @@ local function start_client(bufnr)
     return vim.lsp.start(client_config(), { bufnr = bufnr })
   end
   local client = state.client_id and vim.lsp.get_client_by_id(state.client_id)
-  if not client or client.is_stopped() then
+  if not client or is_stopped(client) then
     state.client_id = vim.lsp.start_client(client_config())
   end
   vim.lsp.buf_attach_client(bufnr, state.client_id)
@@ -135,7 +155,7 @@ end
 
 local function execute(client, bufnr, command, argument, on_result)
   local params = { command = command, arguments = { argument } }
-  local sent = client.request("workspace/executeCommand", params, function(err, result)
+  local sent = request(client, "workspace/executeCommand", params, function(err, result)
     on_result(err, result)
   end, bufnr)
   if not sent then
