@@ -86,6 +86,10 @@ class Worker:
         return len(self._waiting)
 
     @property
+    def running(self) -> Job | None:
+        return self._running
+
+    @property
     def busy(self) -> bool:
         return self._running is not None
 
@@ -149,8 +153,9 @@ class Worker:
                     item.timings = item.timings.model_copy(update={"queue_s": job.queue_s})
                 job.post(item)
         except EngineError as exc:
+            self._poison(exc)  # unhealthy before anyone hears of the failure
             job.post(exc)
-            self._poison(exc)
+            self._on_poison()
         except BlazeditError as exc:
             job.post(exc)
         except Exception as exc:  # a bug, not a bad request: report it, keep serving
@@ -164,7 +169,6 @@ class Worker:
             self._fail_waiting(
                 EngineError("the engine failed while this request waited; retry after restart")
             )
-        self._on_poison()
 
     def _fail_waiting(self, exc: BlazeditError) -> None:
         while self._waiting:

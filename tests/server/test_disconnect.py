@@ -59,5 +59,7 @@ def test_a_waiting_request_whose_client_left_is_dropped_from_the_queue(fake_daem
 def test_a_running_unstreamed_request_is_cancelled_when_its_client_leaves(fake_daemon, held):
     before = cancelled_edits(fake_daemon)
     give_up_after_start(fake_daemon, EDIT | {"stream": False})
+    worker = fake_daemon.app.state.worker
+    wait_for(lambda: worker.running is not None and worker.running.cancel_event.is_set())
     held.set()  # let the engine take its next step, where it sees the cancel
     wait_for(lambda: cancelled_edits(fake_daemon) == before + 1)
