@@ -172,7 +172,7 @@ def test_a_poisoned_engine_fails_the_request_marks_health_failing_and_asks_to_ex
     assert events[0].event == "start"
     assert events[-1].event == "error" and events[-1].type == "engine_error"
     assert "CUDA error" in events[-1].message
-    assert client.app.state.poisoned_event.is_set()
+    wait_for(client.app.state.poisoned_event.is_set)  # the worker asks for the exit right after
     assert client.get("/health").status_code == 503
     after = client.post("/v1/edits", json=EDIT)
     assert after.status_code == 500 and error_of(after)["type"] == "engine_error"
