@@ -42,11 +42,20 @@ require("blazedit").setup({
   cmd = { args.bridge }, daemon_url = args.url, api_key = args.api_key, apply_mode = args.mode,
 })
 vim.cmd("edit " .. vim.fn.fnameescape(args.file))
+if args.cancel_on_progress then
+  -- the bridge's first progress report means its edit is running: cancel it from the editor
+  local pattern = vim.fn.has("nvim-0.10") == 1 and "LspProgress" or "User"
+  vim.api.nvim_create_autocmd(pattern, {
+    pattern = pattern == "User" and "LspProgressUpdate" or "*",
+    once = true,
+    callback = function() vim.schedule(function() vim.cmd("BlazeditCancel") end) end,
+  })
+end
 vim.cmd(args.command)
 local finished = vim.wait(args.timeout_ms, function() return not require("blazedit").is_running() end, 20)
 if not finished then table.insert(errors, "the edit did not finish in time") end
 local result = require("blazedit").last_result()
-if result and result.status ~= "done" then table.insert(errors, vim.inspect(result)) end
+if result and result.status ~= args.expect_status then table.insert(errors, vim.inspect(result)) end
 if #errors > 0 then
   io.stderr:write(table.concat(errors, "\\n"))
   vim.cmd("cquit 3")
@@ -71,7 +80,13 @@ def daemon_edit(daemon, request: EditRequest) -> str:
 
 
 def run_nvim(
-    tmp_path: Path, daemon, target: Path, command: str, mode: str, bridge: str = str(BRIDGE)
+    tmp_path: Path,
+    daemon,
+    target: Path,
+    command: str,
+    mode: str,
+    bridge: str = str(BRIDGE),
+    cancel_on_progress: bool = False,
 ) -> subprocess.CompletedProcess:
     assert NVIM, "these tests need Neovim (Debian package neovim, installed by .ci/run)"
     script = tmp_path / "edit.lua"
@@ -85,6 +100,8 @@ def run_nvim(
         "file": str(target),
         "command": command,
         "timeout_ms": TIMEOUT_S * 1000,
+        "cancel_on_progress": cancel_on_progress,
+        "expect_status": "cancelled" if cancel_on_progress else "done",
     }
     return subprocess.run(
         [NVIM, "--headless", "-n", "-i", "NONE", "-u", "NONE", "-c", f"luafile {script}"],
@@ -141,3 +158,13 @@ def test_a_missing_bridge_is_reported(tmp_path: Path, daemon) -> None:
     assert result.returncode == 3
     assert "cannot start the bridge: 'no-such-bridge'" in result.stderr
     assert read_exactly(target) == SOURCE
+
+
+def test_blazedit_cancel_stops_the_running_edit(tmp_path: Path, daemon) -> None:
+    target = tmp_path / "area.py"
+    target.write_text(SOURCE)
+    result = run_nvim(
+        tmp_path, daemon, target, f"BlazeditEdit {INSTRUCTION}", "final", cancel_on_progress=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_exactly(target) == SOURCE  # final mode: nothing is applied before the end

@@ -149,6 +149,8 @@ local function finish(bufnr, err, result)
     notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
   elseif result and result.status == "done" then
     notify(string.format("edit done: %d change(s) applied", result.applied or 0))
+  elseif result and result.status == "cancelled" then
+    notify("edit cancelled: " .. (result.message or ""))
   end
   vim.cmd("doautocmd <nomodeline> User BlazeditDone")
 end
