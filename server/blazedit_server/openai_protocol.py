@@ -10,12 +10,13 @@ blazedit's own additions sit between `--8<-- extensions` markers.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from blazedit_client.protocol import FinishReason, Strategy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blazedit_server.engine.runner import SamplingParams
+if TYPE_CHECKING:
+    from blazedit_server.engine.runner import SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ class SamplingFields(OpenAIBaseModel):
 
     def to_sampling_params(self, max_tokens: int | None) -> SamplingParams:
         """Request values first, then this module's defaults (greedy where OpenAI would sample at 1.0)."""
+        # imported here: the engine imports torch, and these wire models must not
+        from blazedit_server.engine.runner import SamplingParams
+
         return SamplingParams(
             max_new_tokens=max_tokens,
             temperature=self.temperature,

@@ -98,3 +98,13 @@ def test_serve_loads_the_pair_says_when_ready_serves_and_stops_cleanly(tiny_pair
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=120)
     assert process.returncode == 0
+
+
+def test_serve_registers_and_the_wire_models_load_without_torch():
+    """`blazedit models list` builds the whole parser: the serve subcommand must not drag torch in."""
+    code = (
+        "import sys, blazedit_server.serve_cli, blazedit_server.openai_protocol, blazedit_server.errors\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
