@@ -32,21 +32,22 @@ let client: LanguageClient | undefined;
 let output: vscode.LogOutputChannel;
 let secrets: vscode.SecretStorage;
 
-function currentSettings(): BlazeditSettings {
+/** The settings; invalid ones fall back to their defaults and, when `report` is set, are shown once. */
+function currentSettings(report = false): BlazeditSettings {
   const config = vscode.workspace.getConfiguration("blazedit");
   const { settings, problems } = readSettings((key) => {
     const inspected = config.inspect(key);
     return inspected?.workspaceFolderValue ?? inspected?.workspaceValue ?? inspected?.globalValue;
   });
-  for (const problem of problems) {
+  for (const problem of report ? problems : []) {
     output.warn(problem);
     void vscode.window.showWarningMessage(`Blazedit: ${problem}`);
   }
   return settings;
 }
 
-async function currentOptions() {
-  return bridgeOptions(currentSettings(), await secrets.get(API_KEY_SECRET));
+async function currentOptions(settings: BlazeditSettings = currentSettings()) {
+  return bridgeOptions(settings, await secrets.get(API_KEY_SECRET));
 }
 
 async function answerConfigurationRequest(
@@ -60,13 +61,13 @@ async function answerConfigurationRequest(
 }
 
 async function startClient(): Promise<void> {
-  const settings = currentSettings();
+  const settings = currentSettings(true);
   const { command, args } = serverCommand(settings);
   const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
     outputChannel: output,
-    initializationOptions: await currentOptions(),
+    initializationOptions: await currentOptions(settings),
     synchronize: { configurationSection: "blazedit" },
     middleware: { workspace: { configuration: answerConfigurationRequest } },
   };
@@ -174,6 +175,8 @@ function onSettingsChanged(event: vscode.ConfigurationChangeEvent): void {
   // The bridge reads the other settings again on its own; only a new bridge command needs a restart.
   if (event.affectsConfiguration("blazedit.lsp")) {
     void restartClient();
+  } else if (event.affectsConfiguration("blazedit")) {
+    currentSettings(true);
   }
 }
 
