@@ -13,11 +13,13 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import jsonschema
 import pytest
 import yaml
 from blazedit_models.catalog import get_pair
+from fixtures.daemon import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -137,3 +139,24 @@ def test_an_explicit_host_without_a_key_is_refused(tmp_path: Path) -> None:
     result = bound_host(tmp_path, {"BLAZEDIT_HOST": "0.0.0.0"})
     assert result.returncode != 0
     assert "API key" in result.stderr
+
+
+def test_the_healthcheck_passes_against_a_running_daemon(service: dict, daemon) -> None:
+    """The compose healthcheck command, run as Docker would, against a real daemon (which has an API key)."""
+    kind, *command = service["healthcheck"]["test"]
+    assert kind == "CMD" and command[0] == "python"
+    port = str(urlparse(daemon.url).port)
+    env = {**os.environ, "BLAZEDIT_PORT": port}
+    result = subprocess.run(
+        [sys.executable, *command[1:]], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_healthcheck_fails_when_nothing_listens(service: dict) -> None:
+    _, *command = service["healthcheck"]["test"]
+    env = {**os.environ, "BLAZEDIT_PORT": str(free_port())}
+    result = subprocess.run(
+        [sys.executable, *command[1:]], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
