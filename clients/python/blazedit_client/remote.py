@@ -1,9 +1,9 @@
 """`blazedit edit FILE --server URL`: stream an edit from a running daemon, show its progress, print a diff.
 
-Works over SSH or from any machine that can reach the daemon; only the file's text travels, the daemon
-never reads a path. The edited file is the concatenation of the `delta` texts; `hunk` events only move the
-progress bar.
-The file on disk is rewritten only with `--write`, and only when the model finished on its own (`stop`).
+Works over SSH or from any machine that can reach the daemon: the file's text and its name travel, the
+daemon never reads a path. The request is the one the local `blazedit edit` makes, so both give the same
+edit. The edited file is the concatenation of the `delta` texts; `hunk` events move the progress bar. The
+file on disk is rewritten only with `--write`, and only when the model finished on its own (`stop`).
 """
 
 from __future__ import annotations
