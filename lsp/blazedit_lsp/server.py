@@ -42,6 +42,7 @@ class BlazeditLanguageServer(LanguageServer):
         self.versioned_edits = False  # whether edits can name the document version they were computed for
         self.sessions: dict[str, EditSession] = {}
         self._sockets: dict[tuple, EditSocket] = {}
+        self._reported: set[str] = set()
 
     def show(self, kind: types.MessageType, message: str) -> None:
         logger.info("%s", message)
@@ -52,7 +53,9 @@ class BlazeditLanguageServer(LanguageServer):
         invalid settings (they fall back to their defaults)."""
         self.options, problems = load_options(self.initialization_options, configuration)
         for problem in problems:
-            self.show(types.MessageType.Warning, problem)
+            if problem not in self._reported:  # the settings are read at every command: say it once
+                self._reported.add(problem)
+                self.show(types.MessageType.Warning, problem)
         return self.options
 
     async def refresh_options(self) -> Options:

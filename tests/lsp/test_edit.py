@@ -50,6 +50,41 @@ async def test_scripted_hunks_land_exactly(client, scripted_daemon, engine, prof
     assert len(editor.apply_calls) == (len(expected.hunks) if mode == "stream" else 1)
     edits = [e for call in editor.apply_calls for change in call.edit.document_changes for e in change.edits]
     assert any(e.range.start.character > 0 for e in edits), "minimal edits start mid-line"
+    [reports] = client.progress_reports.values()
+    percentages = [r.percentage for r in reports if isinstance(r, types.WorkDoneProgressReport)]
+    assert percentages == sorted(set(percentages)) and 0 < percentages[-1] <= 100
+
+
+async def test_workspace_configuration_overrides_initialization_options(client, scripted_daemon, engine):
+    """`applyMode` from workspace/configuration (read at each command) beats initializationOptions."""
+    engine.script["polish"] = NEW
+    client.set_configuration({"applyMode": "final"}, section="blazedit")
+    editor = await start_editor(
+        client, "visual-studio-code", daemon_options(scripted_daemon, applyMode="stream")
+    )
+    editor.open(URI, ORIGINAL)
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "polish"})
+
+    assert result["status"] == "done" and editor.text(URI) == NEW
+    assert len(editor.apply_calls) == 1
+
+
+async def test_invalid_setting_is_reported_once_and_falls_back(client, scripted_daemon, engine):
+    engine.script["polish"] = NEW
+    editor = await start_editor(
+        client, "visual-studio-code", daemon_options(scripted_daemon, applyMode="sometimes")
+    )
+    editor.open(URI, ORIGINAL)
+
+    for _ in range(2):
+        result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "polish"})
+        assert result["status"] == "done"
+
+    assert editor.text(URI) == NEW  # the second edit changes nothing more
+    warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert len(warnings) == 1 and "applyMode" in warnings[0] and "using the default" in warnings[0]
+    assert len(editor.apply_calls) == len(daemon_output(scripted_daemon, ORIGINAL, "polish").hunks)  # stream
 
 
 @pytest.mark.parametrize("mode", MODES)
