@@ -1,1 +1,2 @@
-"""Torch-free side of blazedit: the wire protocol shared by the daemon, the LSP bridge and the terminal client."""
+"""Torch-free side of blazedit: the wire protocol shared by the daemon, the LSP bridge and the terminal
+client."""

@@ -1,8 +1,8 @@
 """One error hierarchy for the whole product.
 
-Each error has a stable `error_type`. The daemon maps it in exactly three places (HTTP status + OpenAI error body,
-the stream's `error` event, the WebSocket `error` frame); clients map `error_type` back to these classes with
-`error_from_type`.
+Each error has a stable `error_type`. The daemon maps it in exactly three places (HTTP status + OpenAI error
+body, the stream's `error` event, the WebSocket `error` frame); clients map `error_type` back to these classes
+with `error_from_type`.
 """
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ class Backend(Protocol):
         ...
 
     def forward(self, tokens: Sequence[int], logits_from: int = 0) -> torch.Tensor:
-        """Append `tokens` at positions n_cached.. and return float32 logits [len(tokens) - logits_from, vocab]
-        for the positions from index `logits_from` of `tokens` on (only those are computed where the backend
-        can skip the rest, e.g. a prefill asks for the last one only)."""
+        """Append `tokens` at positions n_cached.. and return float32 logits
+        [len(tokens) - logits_from, vocab] for the positions from index `logits_from` of `tokens` on (only
+        those are computed where the backend can skip the rest, e.g. a prefill asks for the last one only)."""
         ...
 
     def truncate(self, n: int) -> None:
