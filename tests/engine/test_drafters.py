@@ -93,3 +93,10 @@ def test_greedy_acceptance_keeps_the_matching_prefix_and_the_targets_token():
     assert accept_greedy([10, 11, 42], logits) == (3, 13)  # all accepted: the bonus token
     assert accept_greedy([], logits[:1]) == (0, 10)
     assert accept_greedy([9], logits[:2]) == (0, 10)
+
+
+def test_proposals_grow_with_the_evidence_for_the_anchor():
+    lookup = lookup_after(FILE, [*FILE[:5], 7, FILE[9]])  # re-anchored on a single token
+    assert lookup.propose(20) == FILE[10:14]  # TRUST_MIN + TRUST_PER_TOKEN * 1
+    lookup.commit(FILE[10:14])
+    assert lookup.propose(20) == FILE[14:20]  # five tokens of evidence now: up to 12, the file ends first

@@ -11,6 +11,7 @@ from blazedit_server.engine.policy import (
     Rate,
     best_length,
     expected_tokens,
+    measure,
 )
 
 # the 1.5B target on this CPU class (issue 3): 343 ms for 1 token, 768 ms for 16, 1056 ms for 32
@@ -89,3 +90,10 @@ def test_multilayer_copies_directly_while_the_target_accepts_whole_copied_runs()
     assert not planner.lengths(100).copy
     planner.observe(drafted=6, accepted=6, rounds=[(2, 2)], copied=2)  # written by the draft model
     assert not planner.lengths(100).copy
+
+
+def test_measure_times_every_size_of_a_backend(tiny_engine):
+    costs = measure(tiny_engine.target, sizes=(1, 4, 16), context=8, repeats=1)
+    assert costs.sizes == (1, 4, 16)
+    assert all(s > 0 for s in costs.seconds) and list(costs.seconds) == sorted(costs.seconds)
+    assert tiny_engine.target.n_cached == 0  # the cache is left empty for the next request

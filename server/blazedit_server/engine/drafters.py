@@ -25,6 +25,9 @@ from .backend import Backend
 from .sampling import Sampler, probabilities, sample
 
 PLD, DRAFT = "pld", "draft"
+# A copy proposes at most TRUST_MIN + TRUST_PER_TOKEN * run tokens: an anchor found by one common token after
+# an edit is often wrong and earns a short proposal; one confirmed by a long copied run earns a long one.
+TRUST_MIN, TRUST_PER_TOKEN = 2, 2
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Drafter(Protocol):
 class Anchor:
     pos: int | None  # index in the lookup tokens of the next token we expect the output to copy; None: lost
     hint: int  # where the output was last aligned: re-anchoring prefers matches from here on
+    run: int = 0  # tokens of evidence for this anchor: the matched n-gram, then every token copied since
 
 
 class PromptLookup:
@@ -116,7 +120,7 @@ class PromptLookup:
     def step(self, anchor: Anchor, token: int, recent: Sequence[int]) -> Anchor:
         pos = anchor.pos
         if pos is not None and pos < self.end(pos) and self.tokens[pos] == token:
-            return Anchor(pos + 1, pos + 1)
+            return Anchor(pos + 1, pos + 1, anchor.run + 1)
         return self.reanchor(recent, anchor.hint)
 
     def end(self, pos: int) -> int:
@@ -128,7 +132,7 @@ class PromptLookup:
             positions = self.index.get(tuple(recent[-n:]))
             pos = nearest(positions, hint, self.end) if positions else None
             if pos is not None:
-                return Anchor(pos, pos)
+                return Anchor(pos, pos, n)
         return Anchor(None, hint)
 
     def propose(self, k: int, extra: Sequence[int] = ()) -> list[int]:
@@ -136,6 +140,7 @@ class PromptLookup:
         anchor = self.follow(self.anchor, extra) if extra else self.anchor
         if anchor.pos is None or k <= 0:
             return []
+        k = min(k, TRUST_MIN + TRUST_PER_TOKEN * anchor.run)
         return self.tokens[anchor.pos : min(anchor.pos + k, self.end(anchor.pos))]
 
 
@@ -210,7 +215,7 @@ class ModelDrafter:
     def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft:
         if self.lookup is not None:
             self.lookup.sync(seq)
-            if lengths.copy and self.sampler.greedy:
+            if lengths.copy:
                 copied = self.lookup.lookup.propose(lengths.total)
                 if copied:  # the draft model catches up on these tokens in its next pass, in one batch
                     return Draft(copied, [PLD] * len(copied))

@@ -16,6 +16,7 @@ accepted / (accepted + rejections), started from a small prior so the first step
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,19 +74,24 @@ class Rate:
         return self.accepted / (self.accepted + self.rejections)
 
 
-def measure(backend: Backend, sizes: Sequence[int] = CALIBRATION_SIZES, context: int = 64) -> Costs:
-    """Time one forward pass of each size after a short context, the way the loop runs them."""
+def measure(
+    backend: Backend, sizes: Sequence[int] = CALIBRATION_SIZES, context: int = 64, repeats: int = 2
+) -> Costs:
+    """Time forward passes of each size after a short context, the way the loop runs them. The fastest of
+    `repeats` runs, made non-decreasing in n, damps noise from other processes."""
     backend.reset()
     backend.forward([0] * context, logits_from=context - 1)
     backend.forward([0], logits_from=0)  # warm-up
-    seconds = []
-    for n in sizes:
-        backend.truncate(context)
-        begin = time.perf_counter()
-        backend.forward([0] * n, logits_from=0)
-        seconds.append(time.perf_counter() - begin)
+    seconds = [min(time_forward(backend, context, n) for _ in range(repeats)) for n in sizes]
     backend.reset()
-    return Costs(tuple(sizes), tuple(seconds))
+    return Costs(tuple(sizes), tuple(itertools.accumulate(seconds, max)))
+
+
+def time_forward(backend: Backend, context: int, n: int) -> float:
+    backend.truncate(context)
+    begin = time.perf_counter()
+    backend.forward([0] * n, logits_from=0)
+    return time.perf_counter() - begin
 
 
 MAX_DRAFT = 64  # tokens the target verifies at most in one pass

@@ -8,6 +8,7 @@ draft a step is plain decoding, so strategy `regular` is the same loop.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from .backend import Backend
 from .drafters import Draft, Drafter, Lengths
 from .policy import Planner
 from .sampling import Sampler, accept, choose
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,6 +101,9 @@ def generate(
         room = max_new_tokens - (len(seq) - len(prompt))
         result, draft = step(target, drafter, seq, planner.lengths(room), sampler, eos, room)
         planner.observe(result.drafted, result.accepted, draft.rounds, result.accepted_by["pld"])
+        log.debug(
+            "step: %s, drafted %s, accepted %d", planner.last, dict(result.proposed_by), result.accepted
+        )
         seq += result.tokens
         finish = result.finish
         yield result
