@@ -61,6 +61,8 @@ class Lengths:
 
 
 class Drafter(Protocol):
+    passes: int  # draft-model forward passes so far (0 for prompt lookup)
+
     def start(self, prompt: Sequence[int]) -> None: ...
 
     def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft: ...
@@ -156,6 +158,8 @@ def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int |
 
 class LookupDrafter:
     """Strategy pld: the draft is the prompt-lookup continuation."""
+
+    passes = 0
 
     def __init__(self, reference: Sequence[int] | None = None) -> None:
         self.reference = reference

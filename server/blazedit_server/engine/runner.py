@@ -21,7 +21,7 @@ from blazedit_client.protocol import FinishReason, LayerStats, Stats, Strategy, 
 
 from . import loading
 from .backend import Backend
-from .drafters import LookupDrafter, ModelDrafter
+from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
 from .prompt import FileExtractor, edit_messages
 from .sampling import make_sampler
@@ -31,7 +31,6 @@ from .text import Detokenizer, StopStrings
 log = logging.getLogger(__name__)
 
 ROLES = {"system", "user", "assistant"}
-LAYERS = ("pld", "draft", "target")
 
 
 @dataclass(frozen=True)
@@ -125,36 +124,57 @@ class Request:
 
 @dataclass
 class Tally:
+    """What a request produced so far: steps, tokens, text, per-layer counts and the clock."""
+
     steps: int = 0
     tokens: int = 0
     drafted: int = 0
     accepted: int = 0
     proposed_by: Counter = field(default_factory=Counter)
     accepted_by: Counter = field(default_factory=Counter)
+    text: list[str] = field(default_factory=list)
+    begin: float = field(default_factory=time.perf_counter)
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
 
-    def add(self, result: StepResult) -> None:
+    def prefilled(self) -> None:
+        self.prefill_s = time.perf_counter() - self.begin
+
+    def decoded(self) -> None:
+        self.decode_s = time.perf_counter() - self.begin - self.prefill_s
+
+    def add(self, result: StepResult, text: str) -> Step:
         self.steps += 1
         self.tokens += len(result.tokens)
         self.drafted += result.drafted
         self.accepted += result.accepted
         self.proposed_by.update(result.proposed_by)
         self.accepted_by.update(result.accepted_by)
+        self.text.append(text)
+        return Step(result.tokens, text, result.drafted, result.accepted)
+
+    def add_text(self, text: str) -> Step:
+        """Text released at the end (held back for a possible stop string or fence): a step without tokens."""
+        self.text.append(text)
+        return Step([], text, 0, 0)
+
+    def finished(self, finish: FinishReason, prompt_tokens: int, draft_passes: int) -> Finished:
+        return Finished(
+            finish_reason=finish,
+            text="".join(self.text),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self.tokens,
+            stats=self.stats(draft_passes),
+            timings=Timings(prefill_s=self.prefill_s, decode_s=self.decode_s,
+                            decode_tokens_per_s=self.tokens / self.decode_s if self.decode_s else 0.0),
+        )  # fmt: skip
 
     def stats(self, draft_passes: int) -> Stats:
-        layers = {
-            name: LayerStats(proposed=self.proposed_by[name], accepted=self.accepted_by[name])
-            for name in LAYERS[:2]
-        }
+        layers = {name: LayerStats(proposed=self.proposed_by[name], accepted=self.accepted_by[name])
+                  for name in (PLD, DRAFT)}  # fmt: skip
         layers["target"] = LayerStats(proposed=self.drafted, accepted=self.accepted)
-        return Stats(
-            generated_tokens=self.tokens, target_passes=self.steps, draft_passes=draft_passes, layers=layers
-        )
-
-
-def timings(prefill_s: float, decode_s: float, tokens: int) -> Timings:
-    return Timings(
-        prefill_s=prefill_s, decode_s=decode_s, decode_tokens_per_s=tokens / decode_s if decode_s else 0.0
-    )
+        return Stats(generated_tokens=self.tokens, target_passes=self.steps, draft_passes=draft_passes,
+                     layers=layers)  # fmt: skip
 
 
 class TextPipe:
@@ -335,48 +355,34 @@ class Engine:
             raise EngineError(f"engine failure: {exc}") from exc
 
     def decode(self, request: Request) -> Iterator[Event]:
-        params = request.params
-        sampler = make_sampler(params.temperature, params.top_p, params.seed)
+        sampler = make_sampler(request.params.temperature, request.params.top_p, request.params.seed)
         drafter = self.drafter(request, sampler)
         planner = Planner(request.strategy.value, self.target_costs, self.draft_costs)
-        pipe, tally = TextPipe(self.tokenizer, params.stop, request.extractor), Tally()
-        text: list[str] = []
-        begin = time.perf_counter()
-        steps = generate(
-            self.target,
-            drafter,
-            planner,
-            request.prompt,
-            sampler=sampler,
-            eos=self.eos,
-            max_new_tokens=request.max_new_tokens,
-        )
+        pipe, tally = TextPipe(self.tokenizer, request.params.stop, request.extractor), Tally()
+        steps = generate(self.target, drafter, planner, request.prompt, sampler=sampler, eos=self.eos,
+                         max_new_tokens=request.max_new_tokens)  # fmt: skip
         finish = FinishReason.cancelled
         try:
             for result in steps:
                 if tally.steps == 0:
-                    prefill_s = time.perf_counter() - begin
+                    tally.prefilled()
                     yield Started(prompt_tokens=len(request.prompt))
-                tally.add(result)
-                text.append(pipe.feed(result.tokens))
-                yield Step(result.tokens, text[-1], result.drafted, result.accepted)
-                finish = FinishReason.stop if pipe.stopped else result.finish
-                if finish is None and request.cancel is not None and request.cancel.is_set():
-                    finish = FinishReason.cancelled
+                yield tally.add(result, pipe.feed(result.tokens))
+                finish = finish_reason(result, pipe, request.cancel)
                 if finish is not None:
                     break
         finally:
             steps.close()
-        decode_s = time.perf_counter() - begin - prefill_s
+        tally.decoded()
         rest = "" if finish == FinishReason.cancelled else pipe.finish()  # a cancelled edit is no file
         if rest:
-            text.append(rest)
-            yield Step([], rest, 0, 0)
-        yield Finished(
-            finish_reason=finish,
-            text="".join(text),
-            prompt_tokens=len(request.prompt),
-            completion_tokens=tally.tokens,
-            stats=tally.stats(getattr(drafter, "passes", 0)),
-            timings=timings(prefill_s, decode_s, tally.tokens),
-        )
+            yield tally.add_text(rest)
+        yield tally.finished(finish, len(request.prompt), drafter.passes)
+
+
+def finish_reason(result: StepResult, pipe: TextPipe, cancel: threading.Event | None) -> FinishReason | None:
+    if pipe.stopped:
+        return FinishReason.stop
+    if result.finish is None and cancel is not None and cancel.is_set():
+        return FinishReason.cancelled
+    return result.finish
