@@ -24,11 +24,13 @@ from blazedit_client.errors import AuthenticationError, BlazeditError
 from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent
 from blazedit_client.ws import EditSocket
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from blazedit_lsp.edits import (
     Hunk,
+    Rebase,
     Replacement,
     hunk_span,
     output_percent,
@@ -99,27 +101,31 @@ class EditSession:
         """Run the edit to its end; errors become a message to the user and an `error` result."""
         self.token = await self._begin_progress()
         self._work = asyncio.create_task(self._stream())
+        result = EditResult("cancelled", 0, 0, "the editor cancelled the command")
         try:
-            finish = await self._work
-            result = self._result(finish)
+            result = await self._outcome(self._work)
+            return result
+        finally:  # also when the editor cancels the command request itself
+            if not self._work.done():
+                self._work.cancel()
+                await asyncio.gather(self._work, return_exceptions=True)
+            self._end_progress(result)
+
+    async def _outcome(self, work: asyncio.Task[FinishReason]) -> EditResult:
+        try:
+            return self._result(await work)
         except asyncio.CancelledError:
             if self._cancel_reason is None:
-                raise  # the client cancelled the command request itself
-            result = EditResult("cancelled", self._applied_count(), self._skipped, self._cancel_reason)
+                raise
+            return EditResult("cancelled", self._applied_count(), self._skipped, self._cancel_reason)
         except DocumentClosed:
-            result = EditResult("cancelled", self._applied_count(), self._skipped, "the document was closed")
+            return EditResult("cancelled", self._applied_count(), self._skipped, "the document was closed")
         except BlazeditError as exc:
             message = exc.message
             if isinstance(exc, AuthenticationError):
                 message += " (the daemon wants an API key: set `apiKey` in the settings, or BLAZEDIT_API_KEY)"
-            result = EditResult("error", self._applied_count(), self._skipped, message)
             self._show(types.MessageType.Error, f"blazedit: {message}")
-        finally:
-            if self._work is not None and not self._work.done():
-                self._work.cancel()
-                await asyncio.gather(self._work, return_exceptions=True)
-        self._end_progress(result)
-        return result
+            return EditResult("error", self._applied_count(), self._skipped, message)
 
     def cancel(self, reason: str) -> None:
         """Stop the edit (the daemon request is cancelled); what was applied stays."""
@@ -202,12 +208,15 @@ class EditSession:
                 return
         self._note_conflicts(batch, why="the editor did not apply them")
 
-    async def _send(self, document: TextDocument, plan, expected: str) -> bool:
+    async def _send(self, document: TextDocument, plan: Rebase, expected: str) -> bool:
         """Send the plan as one edit on this version of the document; whether the document now holds it."""
         edits = text_edits(document.source, plan.replacements, self.encoding)
-        answer = await self.ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=self._workspace_edit(document, edits), label="blazedit")
-        )
+        params = types.ApplyWorkspaceEditParams(edit=self._workspace_edit(document, edits), label="blazedit")
+        try:
+            answer = await self.ls.workspace_apply_edit_async(params)
+        except JsonRpcException as exc:  # the editor failed the request: the same as refusing the edit
+            logger.warning("workspace/applyEdit failed: %s", exc)
+            return await self._landed(expected, wait=False)
         return await self._landed(expected, wait=answer.applied)
 
     def _workspace_edit(self, document: TextDocument, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
@@ -274,7 +283,11 @@ class EditSession:
         if not (window and window.work_done_progress):
             return None
         token = f"blazedit-{uuid.uuid4().hex}"
-        await self.ls.work_done_progress.create_async(token)
+        try:
+            await self.ls.work_done_progress.create_async(token)
+        except JsonRpcException as exc:  # no progress indicator, but the edit itself can go on
+            logger.warning("window/workDoneProgress/create failed: %s", exc)
+            return None
         self.ls.work_done_progress.begin(
             token,
             types.WorkDoneProgressBegin(

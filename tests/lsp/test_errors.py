@@ -175,3 +175,17 @@ async def test_reconnects_after_the_daemon_restarts(client):
             )
             result = await execute(client, "blazedit.edit", {"uri": uri, "instruction": "hint"})
         assert result["status"] == "done" and editor.text(uri) == EDITED
+
+
+async def test_editor_that_never_applies_edits(client, scripted_daemon, engine):
+    """The bridge retries a refused edit (rebased on the newest version), then gives up and says so."""
+    engine.script["hint"] = EDITED
+    editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
+    editor.open(URI, SOURCE)
+    editor.apply_edit = lambda params: types.ApplyWorkspaceEditResult(applied=False)
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "hint"})
+
+    assert (result["status"], result["applied"], result["skipped"]) == ("done", 0, 1)
+    assert "the editor did not apply them" in client.messages[-1].message
+    assert editor.text(URI) == SOURCE
