@@ -3,8 +3,9 @@
 Client frames are `edit` / `cancel` (blazedit_client.protocol); server frames are the edit events with the
 `request_id` they answer. One reader task routes each frame to its request's queue. `stream_edit` yields a
 request's events up to `done`; an `error` event raises the matching blazedit_client.errors exception;
-leaving the loop early (break, task cancelled) sends `cancel`. A closed socket fails the requests on it,
-and the next `stream_edit` opens a new one, so a restarted daemon is picked up on the next edit.
+closing the stream early (`contextlib.aclosing` around a loop that breaks, or the task cancelled) sends
+`cancel`. A closed socket fails the requests on it, and the next `stream_edit` opens a new one, so a
+restarted daemon is picked up on the next edit.
 """
 
 from __future__ import annotations

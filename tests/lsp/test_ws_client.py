@@ -1,0 +1,71 @@
+"""blazedit_client.ws.EditSocket against a real daemon: multiplexed edits on one socket, error events,
+cancel on early exit, an unreachable daemon."""
+
+import asyncio
+import contextlib
+
+import pytest
+from blazedit_client.errors import BlazeditError, InvalidRequestError
+from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent, StartEvent
+from blazedit_client.ws import EditSocket, websocket_url
+from conftest import daemon_output
+from fixtures.daemon import free_port
+
+FILE = "a = 1\nb = 'é'\nc = 3\n"
+
+
+async def collect(socket: EditSocket, instruction: str) -> list:
+    return [event async for event in socket.stream_edit(EditRequest(file=FILE, instruction=instruction))]
+
+
+def test_websocket_url():
+    assert websocket_url("http://127.0.0.1:8000/") == "ws://127.0.0.1:8000/v1/edits/ws"
+    assert websocket_url("https://host/prefix") == "wss://host/prefix/v1/edits/ws"
+
+
+async def test_two_edits_share_one_socket(scripted_daemon, engine):
+    engine.script["one"] = FILE.replace("a = 1", "a = 10")
+    engine.script["two"] = FILE.replace("'é'", "'è'")
+    socket = EditSocket(scripted_daemon.url, api_key=scripted_daemon.api_key)
+    try:
+        one, two = await asyncio.gather(collect(socket, "one"), collect(socket, "two"))
+    finally:
+        await socket.aclose()
+    for events, instruction in ((one, "one"), (two, "two")):
+        assert isinstance(events[0], StartEvent) and isinstance(events[-1], DoneEvent)
+        assert events[-1].finish_reason is FinishReason.stop
+        text = "".join(e.text for e in events if isinstance(e, DeltaEvent))
+        assert text == daemon_output(scripted_daemon, FILE, instruction).text
+        hunks = [(h.old_start, h.old_end, h.new_text) for h in events if isinstance(h, HunkEvent)]
+        expected = daemon_output(scripted_daemon, FILE, instruction).hunks
+        assert hunks == [(h.old_start, h.old_end, h.new_text) for h in expected]
+
+
+async def test_error_event_raises_and_the_socket_keeps_working(scripted_daemon, engine):
+    socket = EditSocket(scripted_daemon.url, api_key=scripted_daemon.api_key)
+    try:
+        with pytest.raises(InvalidRequestError, match="refuses"):
+            await collect(socket, "refuse")
+        assert isinstance((await collect(socket, "same"))[-1], DoneEvent)
+    finally:
+        await socket.aclose()
+
+
+async def test_leaving_early_cancels_the_request(scripted_daemon, engine):
+    engine.hold_at = 1
+    socket = EditSocket(scripted_daemon.url, api_key=scripted_daemon.api_key)
+    try:
+        stream = socket.stream_edit(EditRequest(file=FILE, instruction="hold"))
+        async with contextlib.aclosing(stream) as events:
+            async for event in events:
+                if isinstance(event, DeltaEvent):
+                    break
+        assert await asyncio.to_thread(engine.cancelled.wait, 30)
+    finally:
+        await socket.aclose()
+
+
+async def test_unreachable_daemon():
+    socket = EditSocket(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(BlazeditError, match="cannot reach the blazedit daemon"):
+        await collect(socket, "x")
