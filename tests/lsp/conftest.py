@@ -200,7 +200,8 @@ class ScriptedEngine:
     """`script[instruction]` is the new file (default: the file unchanged), emitted one line per step.
 
     With `hold_at = n` the n-th step waits until `release` is set or the daemon cancels the request;
-    `started` records that a request reached it, `cancelled` that the daemon stopped one.
+    `started` records that a request reached it, `cancelled` that the daemon stopped one. `max_tokens` counts
+    lines.
     Instruction "refuse" fails validation.
     """
 
@@ -220,7 +221,8 @@ class ScriptedEngine:
         if instruction == "refuse":
             raise InvalidRequestError("the scripted engine refuses this instruction", param="instruction")
         self.started.set()
-        return self._steps(self.script.get(instruction, file), cancel or threading.Event())
+        limit = params.max_new_tokens if params is not None else None
+        return self._steps(self.script.get(instruction, file), cancel or threading.Event(), limit)
 
     def _held(self, cancel: threading.Event) -> bool:
         """Wait for the test to release the step; True when the daemon cancelled meanwhile."""
@@ -229,10 +231,13 @@ class ScriptedEngine:
                 return True
         return False
 
-    def _steps(self, output: str, cancel: threading.Event) -> Iterator:
+    def _steps(self, output: str, cancel: threading.Event, limit: int | None) -> Iterator:
         yield Started(prompt_tokens=1)
         emitted, reason = [], FinishReason.stop
         for n, line in enumerate(output.splitlines(keepends=True)):
+            if n == limit:  # one "token" per line
+                reason = FinishReason.length
+                break
             if (n == self.hold_at and self._held(cancel)) or cancel.is_set():
                 self.cancelled.set()
                 reason = FinishReason.cancelled

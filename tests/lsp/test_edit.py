@@ -6,6 +6,7 @@ NEW, which changes text after them on several lines (several hunks); the tiny-mo
 """
 
 import pytest
+from blazedit_lsp.edits import Hunk, apply_hunks
 from conftest import PROFILES, daemon_options, daemon_output, execute, start_editor
 from lsprotocol import types
 
@@ -117,3 +118,23 @@ async def test_selection_rewrites_only_its_lines(client, scripted_daemon, engine
 
     assert result["status"] == "done"
     assert editor.text(URI) == ORIGINAL.replace("greet_zh(name):", "greet_zh(name: str) -> str:")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_token_limit_applies_the_complete_hunks_and_says_so(client, scripted_daemon, engine, mode):
+    """At `maxTokens` the daemon stops; the hunks it had settled are final, the rest of the file stays."""
+    engine.script["polish"] = NEW
+    expected = daemon_output(scripted_daemon, ORIGINAL, "polish")
+    limit = NEW.count("\n") - 2  # stop before the last lines: their change is never settled
+    editor = await start_editor(
+        client, "visual-studio-code", daemon_options(scripted_daemon, applyMode=mode, maxTokens=limit)
+    )
+    editor.open(URI, ORIGINAL)
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "polish"})
+
+    assert result["status"] == "partial" and 0 < result["applied"] < len(expected.hunks)
+    assert editor.text(URI) == apply_hunks(
+        ORIGINAL, [Hunk(h.old_start, h.old_end, h.new_text) for h in expected.hunks[: result["applied"]]]
+    )
+    assert "token limit" in client.messages[-1].message
