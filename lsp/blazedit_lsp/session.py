@@ -101,6 +101,8 @@ class EditSession:
         """Run the edit to its end; errors become a message to the user and an `error` result."""
         self.token = await self._begin_progress()
         self._work = asyncio.create_task(self._stream())
+        if self._cancel_reason is not None:  # cancelled while the progress indicator was being created
+            self._work.cancel()
         result = EditResult("cancelled", 0, 0, "the editor cancelled the command")
         try:
             result = await self._outcome(self._work)

@@ -89,7 +89,7 @@ async def cancelled_mid_stream(client, engine, stop) -> dict:
     task = await edit_task(client)
     assert await asyncio.to_thread(engine.started.wait, 30), "the edit did not reach the daemon"
     await stop()
-    result = await task
+    result = await asyncio.wait_for(task, 60)
     assert await asyncio.to_thread(engine.cancelled.wait, 30), "the daemon request was not cancelled"
     return result
 
