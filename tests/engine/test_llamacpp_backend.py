@@ -121,3 +121,22 @@ def test_close_is_idempotent(draft_model):
     backend = LlamaCppBackend(draft_model.gguf, n_ctx=64)
     backend.close()
     backend.close()
+
+
+def test_a_kept_result_is_never_overwritten_by_a_later_forward(fresh, tokenizer):
+    ids = tokenizer.encode(PROBE, add_special_tokens=False)
+    first = fresh.forward(ids)
+    row = first[-1]  # a view keeps the memory in use too
+    expected = row.clone()
+    del first
+    fresh.truncate(1)
+    fresh.forward(ids[1:])
+    assert torch.equal(row, expected)
+
+
+def test_dropped_results_leave_their_memory_to_the_next_forward(fresh, tokenizer):
+    """A verification step's ~40 MB of logits is not fresh memory each time (see _LogitsMemory)."""
+    ids = tokenizer.encode(PROBE, add_special_tokens=False)
+    address = fresh.forward(ids).data_ptr()
+    fresh.truncate(1)
+    assert fresh.forward(ids[1:]).data_ptr() == address
