@@ -137,11 +137,11 @@ async def test_second_edit_on_a_busy_document_is_refused(client, scripted_daemon
     editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
     editor.open(URI, SOURCE)
     first = await edit_task(client)
-    await client.wait_for_notification("$/progress")
+    assert await asyncio.to_thread(engine.started.wait, 30), "the edit did not reach the daemon"
     second = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "other"})
     assert second["status"] == "busy" and "already running" in second["message"]
     engine.release.set()
-    assert (await first)["status"] == "done"
+    assert (await asyncio.wait_for(first, 60))["status"] == "done"
 
 
 async def test_bad_arguments(client, scripted_daemon, engine):
