@@ -7,7 +7,7 @@ its last line until the editor has typed, so the typing happens mid-stream. VS C
 """
 
 import pytest
-from conftest import daemon_options, daemon_output, execute, start_editor
+from lsp_harness import daemon_options, daemon_output, execute, start_editor
 
 URI = "file:///work/circle.py"
 CIRCLE = """\

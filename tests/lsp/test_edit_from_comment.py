@@ -8,7 +8,7 @@ that comment line, answers WITHOUT_COMMENT with the function changed.
 import ast
 
 import pytest
-from conftest import daemon_options, daemon_output, execute, start_editor
+from lsp_harness import daemon_options, daemon_output, execute, start_editor
 from lsprotocol import types
 
 URI = "file:///work/units.py"

@@ -6,8 +6,8 @@ cancel or `blazedit.cancel`); the document is closed; the daemon restarts. Each 
 import asyncio
 import contextlib
 
-from conftest import ScriptedEngine, daemon_options, execute, start_editor
 from fixtures.daemon import free_port, running_daemon, test_settings
+from lsp_harness import ScriptedEngine, daemon_options, execute, start_editor
 from lsprotocol import types
 
 URI = "file:///work/app.py"

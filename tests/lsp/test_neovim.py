@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import daemon_output
+from lsp_harness import daemon_output
 from test_edit import NEW, ORIGINAL
 
 INIT_LUA = Path(__file__).parent / "nvim" / "init.lua"

@@ -8,8 +8,8 @@ import pytest
 from blazedit_client.errors import BlazeditError, InvalidRequestError
 from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent, StartEvent
 from blazedit_client.ws import EditSocket, websocket_url
-from conftest import daemon_output
 from fixtures.daemon import free_port
+from lsp_harness import daemon_output
 
 FILE = "a = 1\nb = 'é'\nc = 3\n"
 
