@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from blazedit_client.errors import InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
-from blazedit_client.remote import add_server_arguments, run_remote_edit
+from blazedit_client.remote import add_server_arguments, read_source, run_remote_edit, write_atomically
 
 LANGUAGES = {".py": "python", ".rs": "rust", ".go": "go", ".js": "javascript", ".ts": "typescript",
              ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp", ".hpp": "cpp", ".rb": "ruby",
@@ -39,25 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--write", action="store_true", help="replace FILE with the edited version")
     add_server_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def read_source(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}", param="file") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestError(f"{path} is not UTF-8 text", param="file") from exc
-
-
-def write_atomically(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, newline="") as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, mode)
-    os.replace(tmp.name, path)
 
 
 def stats_line(finished) -> str:
