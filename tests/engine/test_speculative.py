@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 SPECULATIVE = [Strategy.pld, Strategy.draft, Strategy.multilayer]
 
 
-def output(engine, prompt, strategy, max_new_tokens=12, **kwargs):
+def output(engine, prompt, strategy, max_new_tokens=16, **kwargs):
     items = list(engine.complete(prompt, strategy=strategy, params=SamplingParams(max_new_tokens), **kwargs))
     tokens = [t for item in items if isinstance(item, Step) for t in item.token_ids]
     return tokens, items[-1]
@@ -38,6 +38,11 @@ def test_every_strategy_is_token_identical_to_regular(tiny_engine, self_engine, 
     assert output(self_engine, prompt, Strategy.multilayer)[0] == regular
     # the regular answer as the prediction: prompt lookup now proposes the right tokens and they are accepted
     assert output(tiny_engine, prompt, Strategy.pld, prediction=finished.text)[0] == regular
+    # a prediction that is right, then wrong, then right again: copy mode, divergence, re-anchoring
+    half = len(finished.text) // 2
+    edited = finished.text[:half] + "zz" + finished.text[half + 1 :]
+    for strategy in SPECULATIVE:
+        assert output(tiny_engine, prompt, strategy, prediction=edited)[0] == regular, strategy
 
 
 def test_accepted_drafts_come_from_every_layer(tiny_engine, self_engine):
