@@ -13,7 +13,7 @@ from blazedit_server.engine.runner import Engine, Finished, SamplingParams, Step
 pytestmark = [pytest.mark.real_pair, pytest.mark.slow]
 
 TASK_IDS = ("humanevalfix/Python/0", "humanevalfix/Python/2")
-MAX_NEW_TOKENS = 48
+MAX_NEW_TOKENS = 32
 
 
 def dev_tasks():
