@@ -33,14 +33,15 @@ CODE_TEXT = st.lists(
 @given(prompt=CODE_TEXT)
 def test_every_strategy_is_token_identical_to_regular(tiny_engine, self_engine, prompt):
     regular, finished = output(tiny_engine, prompt, Strategy.regular)
+    reply = finished.text.replace("\x00", "")  # a random model may write NUL, which a prediction may not hold
     for strategy in SPECULATIVE:
         assert output(tiny_engine, prompt, strategy)[0] == regular, strategy
     assert output(self_engine, prompt, Strategy.multilayer)[0] == regular
     # the regular answer as the prediction: prompt lookup now proposes the right tokens and they are accepted
-    assert output(tiny_engine, prompt, Strategy.pld, prediction=finished.text)[0] == regular
+    assert output(tiny_engine, prompt, Strategy.pld, prediction=reply)[0] == regular
     # a prediction that is right, then wrong, then right again: copy mode, divergence, re-anchoring
-    half = len(finished.text) // 2
-    edited = finished.text[:half] + "zz" + finished.text[half + 1 :]
+    half = len(reply) // 2
+    edited = reply[:half] + "zz" + reply[half + 1 :]
     for strategy in SPECULATIVE:
         assert output(tiny_engine, prompt, strategy, prediction=edited)[0] == regular, strategy
 
