@@ -79,6 +79,17 @@ def test_planner_lengths_per_strategy():
     assert planner.lengths(100).total < before
 
 
+def test_a_speculative_strategy_keeps_drafting_so_its_rate_can_recover():
+    flat = Costs((1, 2), (1.0, 2.0))  # a k-token pass costs k one-token passes: drafting looks unprofitable
+    for strategy in ("pld", "draft", "multilayer"):
+        planner = Planner(strategy, flat, flat)
+        for _ in range(10):
+            assert planner.lengths(100).total >= 1
+            planner.observe(drafted=1, accepted=0)
+        assert planner.lengths(1).total == 0  # no room for a draft beside the target's own token
+    assert Planner("regular", flat, flat).lengths(100).total == 0
+
+
 def test_multilayer_copies_directly_while_the_target_accepts_whole_copied_runs():
     planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
     planner.lengths(100)

@@ -19,7 +19,7 @@ import bisect
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .backend import Backend
 from .drafters import Lengths
@@ -119,8 +119,16 @@ class Planner:
         self.copying = False
 
     def lengths(self, room: int) -> Lengths:
-        """The budget of a step that may add at most `room` tokens."""
-        self.last = self.choose(min(MAX_DRAFT, room - 1))
+        """The budget of a step that may add at most `room` tokens.
+
+        A speculative strategy always drafts at least one token: a step that drafts nothing observes nothing,
+        so a pessimistic start (a noisy calibration, an early rejection) would otherwise freeze the rates and
+        turn the rest of the request into plain decoding."""
+        cap = min(MAX_DRAFT, room - 1)
+        lengths = self.choose(cap)
+        if self.strategy != "regular" and cap > 0 and lengths.total == 0:
+            lengths = replace(lengths, total=1)
+        self.last = lengths
         return self.last
 
     def choose(self, cap: int) -> Lengths:
