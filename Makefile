@@ -30,7 +30,7 @@ SERVE_ARGS ?=
 serve: models ## run the daemon on 127.0.0.1:8000 with the default pair (fetched first if needed; SERVE_ARGS=...)
 	$(BLAZEDIT) serve $(SERVE_ARGS)
 
-test: setup ## run the test suite
+test: setup clients ## run the test suite (builds the VS Code extension first: its tests read the build)
 	$(PY) -m pytest -q -ra
 
 BENCH_BACKEND ?= transformers
