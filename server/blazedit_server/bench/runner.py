@@ -113,7 +113,8 @@ class Bench:
 
     def prepare(self, tasks: list[EditTask]) -> None:
         """Bind every method to a runner (reference decoders are built here, sized for these tasks)."""
-        n_ctx = max(len(j.prompt_ids) + j.max_new_tokens for j in map(self.job, tasks)) + 64
+        needed = max(len(j.prompt_ids) + j.max_new_tokens for j in map(self.job, tasks)) + 64
+        n_ctx = -(-needed // 512) * 512  # llama.cpp pads contexts: keep its logits buffer in step
         for method in self.methods:
             self.runners[method] = self.runner(method, n_ctx)
 
