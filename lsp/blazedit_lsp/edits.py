@@ -16,18 +16,16 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from blazedit_client import lines
+from blazedit_client.lines import file_lines
 from lsprotocol import types
 
-from blazedit_lsp.positions import file_lines, line_starts, position_at
+from blazedit_lsp.positions import line_starts, position_at
 
 
 @dataclass(frozen=True)
-class Hunk:
-    """Replace lines [old_start, old_end) (0-based) of some text by `new_text`."""
-
-    old_start: int
-    old_end: int
-    new_text: str
+class Hunk(lines.Hunk):
+    """A daemon hunk, as the bridge tracks it."""
 
     @property
     def line_delta(self) -> int:
@@ -49,17 +47,6 @@ class Rebase:
     replacements: list[Replacement] = field(default_factory=list)  # offsets in `actual`
     applied: list[Replacement] = field(default_factory=list)  # the changes to `ours` they carry out
     conflicts: list[Replacement] = field(default_factory=list)  # changes to lines the user edited
-
-
-def apply_hunks(text: str, hunks: Iterable[Hunk]) -> str:
-    """`text` with each hunk applied (hunks in file order, not overlapping)."""
-    old, out, pos = file_lines(text), [], 0
-    for hunk in hunks:
-        out.extend(old[pos : hunk.old_start])
-        out.append(hunk.new_text)
-        pos = hunk.old_end
-    out.extend(old[pos:])
-    return "".join(out)
 
 
 def line_hunks(old: str, new: str) -> list[Hunk]:

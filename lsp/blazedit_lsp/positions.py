@@ -9,28 +9,15 @@ points depending on the `positionEncoding` agreed at initialize. Offsets here ar
 from __future__ import annotations
 
 import bisect
-import re
 
+from blazedit_client.lines import LINE_END
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def file_lines(text: str) -> list[str]:
-    """The lines of `text` with their endings; the last one may have none ("" gives no line)."""
-    lines, start = [], 0
-    for match in _LINE_END.finditer(text):
-        lines.append(text[start : match.end()])
-        start = match.end()
-    if start < len(text):
-        lines.append(text[start:])
-    return lines
 
 
 def line_starts(text: str) -> list[int]:
     """Offset of the start of each LSP line (a text ending in a line break has an empty last line)."""
-    return [0, *(match.end() for match in _LINE_END.finditer(text))]
+    return [0, *(match.end() for match in LINE_END.finditer(text))]
 
 
 def _content_end(text: str, start: int, next_start: int) -> int:

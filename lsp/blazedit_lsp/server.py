@@ -1,7 +1,8 @@
 """blazedit's language server: `workspace/executeCommand` for `blazedit.edit`, `blazedit.editFromComment` and
 `blazedit.cancel`, `textDocument/codeAction`, and the document sync and progress messages they rely on.
 
-Handlers are thin: what to edit comes from blazedit_lsp.instructions, the edit itself runs in
+Handlers are thin: what to edit comes from blazedit_client.lines import file_lines
+from blazedit_lsp.instructions, the edit itself runs in
 blazedit_lsp.session (one per document), settings come from blazedit_lsp.options. Documents are synced in
 full so that the server's copy is exactly the editor's (no line-splitting differences). Every failure is
 shown with `window/showMessage` and answered with an `error` result; the document is then left as it is.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from blazedit_client.lines import file_lines
 from blazedit_client.ws import EditSocket
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -26,7 +28,6 @@ from blazedit_lsp.instructions import (
     instruction_target,
 )
 from blazedit_lsp.options import Options, load_options
-from blazedit_lsp.positions import file_lines
 from blazedit_lsp.session import EditResult, EditSession
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import attrs
 from blazedit_client.errors import AuthenticationError, BlazeditError
+from blazedit_client.lines import file_lines
 from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent
 from blazedit_client.ws import EditSocket
 from lsprotocol import types
@@ -41,7 +42,6 @@ from blazedit_lsp.edits import (
 )
 from blazedit_lsp.instructions import EditTarget, comment_removal, document_hunk
 from blazedit_lsp.options import Options
-from blazedit_lsp.positions import file_lines
 
 logger = logging.getLogger(__name__)
 

@@ -10,55 +10,19 @@ because both sides of it are complete lines the stream has already produced. At 
 the unsettled rest is diffed with difflib, so applying all hunks to the original, in order, gives exactly the
 final file.
 
-Lines end at "\\n", "\\r\\n" or a lone "\\r", as in LSP; hunk line numbers are 0-based, the end exclusive.
+Line semantics (LSP line ends, 0-based exclusive ranges) are `blazedit_client.lines`.
 """
 
 from __future__ import annotations
 
 import bisect
 import difflib
-import re
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+
+from blazedit_client.lines import Hunk, file_lines, split_lines
 
 ANCHOR_LINES = 2
 ANCHOR_MIN_CHARS = 4  # non-blank characters an anchor needs, so "}\n\n" never anchors a hunk
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-@dataclass(frozen=True)
-class Hunk:
-    old_start: int
-    old_end: int
-    new_text: str
-
-
-def split_lines(text: str) -> tuple[list[str], str]:
-    """Complete lines of `text` (with their endings) and the unfinished rest after the last line end."""
-    lines, start = [], 0
-    for match in _LINE_END.finditer(text):
-        lines.append(text[start : match.end()])
-        start = match.end()
-    return lines, text[start:]
-
-
-def file_lines(text: str) -> list[str]:
-    """All lines of a whole file, the last one possibly without a line end."""
-    lines, rest = split_lines(text)
-    return [*lines, rest] if rest else lines
-
-
-def apply_hunks(original: str, hunks: Iterable[Hunk]) -> str:
-    """The original with each hunk's line range replaced by its new text (hunks in file order)."""
-    old = file_lines(original)
-    out, pos = [], 0
-    for hunk in hunks:
-        out.extend(old[pos : hunk.old_start])
-        out.append(hunk.new_text)
-        pos = hunk.old_end
-    out.extend(old[pos:])
-    return "".join(out)
 
 
 def _is_anchor_text(lines: tuple[str, ...]) -> bool:

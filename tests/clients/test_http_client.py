@@ -11,8 +11,8 @@ from blazedit_client.errors import (
     ModelNotFoundError,
 )
 from blazedit_client.http import AsyncEditClient, EditClient
+from blazedit_client.lines import Hunk, apply_hunks
 from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, HunkEvent, StartEvent
-from blazedit_server.hunks import Hunk, apply_hunks
 from fixtures.daemon import free_port
 
 SOURCE = "def area(width, height):\n    return width * height\n\n\nprint(area(2, 3))\n"

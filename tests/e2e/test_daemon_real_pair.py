@@ -8,11 +8,11 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from blazedit_client.lines import Hunk, apply_hunks
 from blazedit_client.protocol import server_event_adapter
 from blazedit_models.cache import resolve_pair
 from blazedit_models.catalog import DEFAULT_PAIR
 from blazedit_server.engine.runner import Engine
-from blazedit_server.hunks import Hunk, apply_hunks
 from fixtures.daemon import running_daemon, test_settings
 
 pytestmark = pytest.mark.real_pair

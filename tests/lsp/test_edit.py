@@ -6,7 +6,8 @@ NEW, which changes text after them on several lines (several hunks); the tiny-mo
 """
 
 import pytest
-from blazedit_lsp.edits import Hunk, apply_hunks
+from blazedit_client.lines import apply_hunks
+from blazedit_lsp.edits import Hunk
 from lsp_harness import PROFILES, daemon_options, daemon_output, execute, start_editor
 from lsprotocol import types
 

@@ -3,10 +3,10 @@
 import itertools
 
 import pytest
+from blazedit_client.lines import apply_hunks
 from blazedit_lsp.edits import (
     Hunk,
     Replacement,
-    apply_hunks,
     hunk_span,
     line_hunks,
     minimal_replacement,

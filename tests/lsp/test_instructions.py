@@ -1,7 +1,8 @@
 """blazedit_lsp.instructions: `blazedit:` comments, selected lines, and hunks mapped back to the document."""
 
 import pytest
-from blazedit_lsp.edits import Hunk, apply_hunks
+from blazedit_client.lines import apply_hunks, file_lines
+from blazedit_lsp.edits import Hunk
 from blazedit_lsp.instructions import (
     EditTarget,
     TargetError,
@@ -12,7 +13,6 @@ from blazedit_lsp.instructions import (
     instruction_target,
     region_lines,
 )
-from blazedit_lsp.positions import file_lines
 from lsprotocol.types import Position, Range
 
 

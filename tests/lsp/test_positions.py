@@ -1,7 +1,8 @@
 """blazedit_lsp.positions: LSP line rules and columns in utf-8 / utf-16 / utf-32 (pure)."""
 
 import pytest
-from blazedit_lsp.positions import file_lines, line_starts, offset_at, position_at
+from blazedit_client.lines import file_lines
+from blazedit_lsp.positions import line_starts, offset_at, position_at
 from lsprotocol.types import Position
 
 # "b" after a 4-byte character: column 3 in utf-16, 2 in utf-32, 5 in utf-8 (the LSP spec's example)

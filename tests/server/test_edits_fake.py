@@ -7,8 +7,8 @@ import json
 import logging
 import threading
 
+from blazedit_client.lines import Hunk, apply_hunks
 from blazedit_client.protocol import EditResponse, server_event_adapter
-from blazedit_server.hunks import Hunk, apply_hunks
 
 FILE = "import math\n\n\ndef area(r):\n    return 3.14 * r * r\n\n\ndef main():\n    print(area(2))\n"
 EDIT = {"file": FILE, "instruction": "replace 3.14 with math.pi"}

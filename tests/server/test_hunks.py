@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from blazedit_server.hunks import Hunk, HunkTracker, apply_hunks, file_lines
+from blazedit_client.lines import Hunk, apply_hunks, file_lines
+from blazedit_server.hunks import HunkTracker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
