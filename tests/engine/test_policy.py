@@ -87,6 +87,7 @@ def test_a_speculative_strategy_keeps_drafting_so_its_rate_can_recover():
             assert planner.lengths(100).total >= 1
             planner.observe(drafted=1, accepted=0)
         assert planner.lengths(1).total == 0  # no room for a draft beside the target's own token
+    assert Planner("multilayer", flat, flat).lengths(100).per_round >= 1  # the draft model still gets copies
     assert Planner("regular", flat, flat).lengths(100).total == 0
 
 

@@ -140,7 +140,9 @@ class Planner:
             return Lengths(best_length(self.target, self.target_rate.value, cap, per_token=self.draft(1)))
         if self.copying:
             return Lengths(best_length(self.target, self.copy_rate.value, cap), copy=True)
-        per_round = best_length(self.draft, self.round_rate.value, MAX_ROUND)
+        # At least one copied token per draft pass, for the same reason as in `lengths`: the round rate must
+        # keep being observed, or multilayer freezes into plain draft-model decoding and never copies.
+        per_round = max(1, best_length(self.draft, self.round_rate.value, MAX_ROUND))
         per_token = self.draft(per_round + 1) / expected_tokens(per_round, self.round_rate.value)
         return Lengths(best_length(self.target, self.target_rate.value, cap, per_token=per_token), per_round)
 
