@@ -74,14 +74,17 @@ def test_auto_picks_llamacpp_on_a_machine_without_cuda(real_pair):
 
 
 RSS_SCRIPT = """
-import resource, sys
+import sys
 from blazedit_models.cache import LocalModel, LocalPair
 from blazedit_server.engine.runner import Engine, SamplingParams
 target, draft = (LocalModel(n, h, g) for n, h, g in (sys.argv[1:4], sys.argv[4:7]))
 engine = Engine.load(LocalPair("real", target, draft), backend="llamacpp", calibrate=False)
 list(engine.edit("def add(a, b):\\n    return a + b\\n", "rename add to plus",
                  params=SamplingParams(max_new_tokens=24)))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM belongs to this process's own memory map; ru_maxrss would carry over a larger parent's peak across
+# fork and exec (a pytest process with models loaded).
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(int(status["VmHWM"].split()[0]) // 1024)
 """
 
 
