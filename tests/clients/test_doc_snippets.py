@@ -78,7 +78,12 @@ def check_pip(args: list[str]) -> None:
 
 
 def check_make(args: list[str]) -> None:
-    assert set(args) <= make_targets(), f"unknown make target in {args}"
+    """Targets must exist; `VAR=value` arguments must name a variable the Makefile uses."""
+    targets = [arg for arg in args if "=" not in arg]
+    assert set(targets) <= make_targets(), f"unknown make target in {args}"
+    makefile = (ROOT / "Makefile").read_text()
+    for name in (arg.split("=", 1)[0] for arg in args if "=" in arg):
+        assert f"$({name})" in makefile, f"the Makefile has no variable {name}"
 
 
 def check_npm(args: list[str]) -> None:
