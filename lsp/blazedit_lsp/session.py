@@ -240,8 +240,10 @@ class EditSession:
             remaining = deadline - asyncio.get_running_loop().time()
             if not wait or remaining <= 0:
                 return False
+            # asyncio.timeout, not wait_for, which can drop a cancel (see blazedit_client.ws)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     def _note_conflicts(self, hunks: list[Hunk], why: str = "you edited those lines meanwhile") -> None:
         hunks = [

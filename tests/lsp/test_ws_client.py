@@ -3,8 +3,10 @@ cancel on early exit, an unreachable daemon."""
 
 import asyncio
 import contextlib
+import json
 
 import pytest
+import websockets
 from blazedit_client.errors import BlazeditError, InvalidRequestError
 from blazedit_client.protocol import DeltaEvent, DoneEvent, EditRequest, FinishReason, HunkEvent, StartEvent
 from blazedit_client.ws import EditSocket, websocket_url
@@ -69,3 +71,41 @@ async def test_unreachable_daemon():
     socket = EditSocket(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(BlazeditError, match="cannot reach the blazedit daemon"):
         await collect(socket, "x")
+
+
+async def test_a_cancel_that_meets_an_arriving_event_is_not_lost():
+    """The task reading a stream is cancelled just as an event reaches its queue, at each point of the
+    hand-over: it still stops and tells the daemon (asyncio.wait_for on Python 3.11 could return the event
+    and drop the cancel, leaving the edit running)."""
+    frames: list[dict] = []
+
+    async def record(connection):
+        async for message in connection:
+            frames.append(json.loads(message))
+
+    async def read_all(stream):
+        async for _ in stream:
+            pass
+
+    async with websockets.serve(record, "127.0.0.1", 0) as daemon:
+        socket = EditSocket(f"http://127.0.0.1:{daemon.sockets[0].getsockname()[1]}")
+        try:
+            for turns in range(8):
+                request_id = f"edit-{turns}"
+                stream = socket.stream_edit(EditRequest(file=FILE, instruction="x"), request_id)
+                task = asyncio.create_task(read_all(stream))
+                while not any(frame["request_id"] == request_id for frame in frames):
+                    await asyncio.sleep(0.01)
+                start = StartEvent(
+                    id="e", model="m", strategy="regular", prompt_tokens=1, request_id=request_id
+                )
+                socket._route(start.model_dump_json())
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 5)
+                while {"type": "cancel", "request_id": request_id} not in frames:
+                    await asyncio.wait_for(asyncio.sleep(0.01), 5)
+        finally:
+            await socket.aclose()

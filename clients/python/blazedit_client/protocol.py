@@ -6,20 +6,20 @@ frames carry a `type` discriminator. See docs/api.md for the prose version.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     regular = "regular"
     pld = "pld"
     draft = "draft"
     multilayer = "multilayer"
 
 
-class FinishReason(str, Enum):
+class FinishReason(StrEnum):
     stop = "stop"  # end of the model's answer (EOS / chat end token / stop string)
     length = "length"  # max_tokens reached
     cancelled = "cancelled"  # the client cancelled or went away

@@ -120,8 +120,9 @@ class EditSocket:
             ) from exc
 
     async def _next(self, queue: asyncio.Queue[_Item]) -> EditEvent:
-        try:
-            item = await asyncio.wait_for(queue.get(), self._event_timeout)
+        try:  # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that meets an event
+            async with asyncio.timeout(self._event_timeout):
+                item = await queue.get()
         except TimeoutError as exc:
             raise BlazeditError(f"the blazedit daemon sent nothing for {self._event_timeout:g} s") from exc
         if isinstance(item, BlazeditError):
