@@ -1,0 +1,28 @@
+"""`blazedit bench --backend llamacpp` on the real default pair: the engine's strategies next to llama.cpp's
+plain decoding and llama-cpp-python's prompt lookup on the same GGUF, one short task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from blazedit_server import cli
+
+pytestmark = [pytest.mark.real_pair, pytest.mark.slow]
+
+
+def test_bench_runs_the_llamacpp_reference_columns(real_pair, tmp_path):
+    out = tmp_path / "out"
+    argv = ["bench", "--model", real_pair.name, "--backend", "llamacpp", "--sets", "editeval", "--limit", "1"]
+    argv += ["--strategies", "regular", "multilayer", "llamacpp-plain", "llamacpp-pld"]
+    argv += ["--max-new-tokens", "6", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+
+    [task] = json.loads((out / "results.json").read_text())["tasks"]
+    for method in ("regular", "multilayer", "llamacpp-plain", "llamacpp-pld"):
+        run = task["results"][method]["run"]
+        assert run["error"] is None
+        assert run["generated_tokens"] == 6
+        assert run["text"]  # the reply's first tokens already hold file content or prose
+    # llama.cpp's own plain greedy decoding and the engine's regular run on the same kernels agree
+    assert task["results"]["llamacpp-plain"]["identical"] is True
