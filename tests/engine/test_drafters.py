@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from blazedit_server.engine.drafters import PLD, Lengths, LookupDrafter, PromptLookup
-from blazedit_server.engine.sampling import accept_greedy
+from blazedit_server.engine.drafters import PLD, Lengths, LookupDrafter, ModelDrafter, Outlook, PromptLookup
+from blazedit_server.engine.sampling import Sampler, accept_greedy
 
 # a reference "file": distinct tokens, so every position is unambiguous unless a test repeats some
 FILE = list(range(100, 120))
@@ -95,8 +95,19 @@ def test_greedy_acceptance_keeps_the_matching_prefix_and_the_targets_token():
     assert accept_greedy([9], logits[:2]) == (0, 10)
 
 
-def test_proposals_grow_with_the_evidence_for_the_anchor():
+def test_the_outlook_counts_the_evidence_for_the_anchor_and_what_it_can_copy():
     lookup = lookup_after(FILE, [*FILE[:5], 7, FILE[9]])  # re-anchored on a single token
-    assert lookup.propose(20) == FILE[10:14]  # TRUST_MIN + TRUST_PER_TOKEN * 1
+    assert lookup.outlook() == Outlook(evidence=1, copyable=10)
+    assert lookup.propose(20) == FILE[10:20]  # how much of it to send is the planner's choice
     lookup.commit(FILE[10:14])
-    assert lookup.propose(20) == FILE[14:20]  # five tokens of evidence now: up to 12, the file ends first
+    assert lookup.outlook() == Outlook(evidence=5, copyable=6)
+    assert lookup_after(FILE, [7, 8]).outlook() == Outlook()  # lost: nothing to copy
+
+
+def test_the_model_drafter_reports_what_its_cache_has_not_read(self_engine):
+    prompt = self_engine.tokenizer.encode("x = 1\ny = 2\n", add_special_tokens=False)
+    drafter = ModelDrafter(self_engine.draft, Sampler(), LookupDrafter())
+    drafter.start(prompt)
+    assert drafter.outlook(prompt).behind == 1  # the prompt's last token is fed with the first draft pass
+    assert drafter.outlook([*prompt, *prompt[:3]]).behind == 4
+    assert drafter.outlook([*prompt, *prompt[:3]]).evidence > 0  # the output started to copy the prompt

@@ -7,6 +7,7 @@ from blazedit_server.engine.policy import (
     DEFAULT_COSTS,
     Costs,
     Lengths,
+    Outlook,
     Planner,
     Rate,
     best_length,
@@ -65,43 +66,69 @@ def test_rate_is_the_geometric_maximum_likelihood_with_a_prior():
     assert rate.value == pytest.approx(14 / 16)
 
 
+CONFIRMED_ANCHOR = Outlook(evidence=40, copyable=200)  # a long copied run: the output follows the file
+FRESH_ANCHOR = Outlook(evidence=1, copyable=200)  # re-found by one token after an edit
+
+
+def test_expected_tokens_of_a_copy_hinge_on_its_first_token():
+    assert expected_tokens(3, 0.9, first=0.9) == pytest.approx(expected_tokens(3, 0.9))
+    assert expected_tokens(3, 0.9, first=0.0) == 1
+    assert expected_tokens(2, 0.9, first=0.5) == pytest.approx(1 + 0.5 * (1 + 0.9))
+
+
 def test_planner_lengths_per_strategy():
     draft_costs = DEFAULT_COSTS.scaled(0.3)
-    assert Planner("regular", DEFAULT_COSTS, draft_costs).lengths(100) == Lengths(0)
-    assert Planner("pld", DEFAULT_COSTS, draft_costs).lengths(100).per_round == 0
-    lengths = Planner("multilayer", DEFAULT_COSTS, draft_costs).lengths(100)
+    assert Planner("regular", DEFAULT_COSTS, draft_costs).lengths(100, CONFIRMED_ANCHOR) == Lengths(0)
+    pld = Planner("pld", DEFAULT_COSTS, draft_costs)
+    assert pld.lengths(100, CONFIRMED_ANCHOR).total >= 16
+    assert pld.lengths(100, Outlook(evidence=40, copyable=5)).total == 5  # no more than the anchor offers
+    assert pld.lengths(3, CONFIRMED_ANCHOR).total <= 2  # room for the target's own token
+    assert pld.lengths(100, Outlook()) == Lengths(0)  # prompt lookup has nothing
+    draft = Planner("draft", DEFAULT_COSTS, draft_costs).lengths(100, CONFIRMED_ANCHOR)
+    assert draft.total > 0 and draft.per_round == 0 and not draft.copy
+    multilayer = Planner("multilayer", DEFAULT_COSTS, draft_costs)
+    assert multilayer.lengths(100, CONFIRMED_ANCHOR).copy  # copying to the target directly
+    lengths = multilayer.lengths(100, Outlook(behind=1))  # nothing to copy: the draft model writes
     assert lengths.total > 0 and lengths.per_round > 0 and not lengths.copy
-    assert Planner("pld", DEFAULT_COSTS, draft_costs).lengths(3).total <= 2  # room for the target's own token
-    planner = Planner("pld", DEFAULT_COSTS, draft_costs)
-    before = planner.lengths(100).total
-    for _ in range(20):
-        planner.observe(drafted=8, accepted=0)
-    assert planner.lengths(100).total < before
 
 
-def test_a_speculative_strategy_keeps_drafting_so_its_rate_can_recover():
-    flat = Costs((1, 2), (1.0, 2.0))  # a k-token pass costs k one-token passes: drafting looks unprofitable
+def test_a_fresh_anchor_earns_a_shorter_copy_than_a_confirmed_one():
+    planner = Planner("pld", DEFAULT_COSTS, DEFAULT_COSTS)
+    assert 0 < planner.lengths(100, FRESH_ANCHOR).total < planner.lengths(100, CONFIRMED_ANCHOR).total
+
+
+def test_plain_decoding_when_a_pass_over_k_tokens_costs_k_passes():
+    linear = Costs((1, 64), (1.0, 64.0))  # llama.cpp on a small CPU comes close to this for small k
     for strategy in ("pld", "draft", "multilayer"):
-        planner = Planner(strategy, flat, flat)
-        for _ in range(10):
-            assert planner.lengths(100).total >= 1
-            planner.observe(drafted=1, accepted=0)
-        assert planner.lengths(1).total == 0  # no room for a draft beside the target's own token
-    assert Planner("multilayer", flat, flat).lengths(100).per_round >= 1  # the draft model still gets copies
-    assert Planner("regular", flat, flat).lengths(100).total == 0
+        planner = Planner(strategy, linear, linear.scaled(0.6))
+        assert planner.lengths(100, FRESH_ANCHOR) == Lengths(0)
+        assert planner.lengths(100, Outlook(behind=1)) == Lengths(0)
 
 
-def test_multilayer_copies_directly_while_the_target_accepts_whole_copied_runs():
+def test_first_token_failures_are_learnt_per_evidence_bucket():
+    planner = Planner("pld", DEFAULT_COSTS, DEFAULT_COSTS)
+    fresh, confirmed = planner.lengths(100, FRESH_ANCHOR).total, planner.lengths(100, CONFIRMED_ANCHOR).total
+    for _ in range(10):
+        planner.lengths(100, FRESH_ANCHOR)
+        planner.observe(drafted=8, accepted=0)
+    assert planner.lengths(100, FRESH_ANCHOR).total < fresh
+    assert planner.lengths(100, CONFIRMED_ANCHOR).total == confirmed
+
+
+def test_the_draft_model_is_not_worth_it_when_it_must_first_read_a_long_copied_stretch():
     planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
-    planner.lengths(100)
-    planner.observe(drafted=12, accepted=12, rounds=[(11, 11)], copied=11)
-    assert planner.lengths(100).copy
-    planner.observe(drafted=20, accepted=20, copied=20)
-    assert planner.lengths(100).copy
-    planner.observe(drafted=20, accepted=5, copied=5)  # the output diverged: the draft model checks again
-    assert not planner.lengths(100).copy
-    planner.observe(drafted=6, accepted=6, rounds=[(2, 2)], copied=2)  # written by the draft model
-    assert not planner.lengths(100).copy
+    assert planner.lengths(100, Outlook(behind=1)).total > 0
+    assert planner.lengths(100, Outlook(behind=200)) == Lengths(0)  # plain decoding for this step
+
+
+def test_the_draft_models_rates_are_learnt_from_its_steps():
+    planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
+    before = planner.lengths(100, Outlook(behind=1))
+    for _ in range(20):
+        planner.lengths(100, Outlook(behind=1))
+        planner.observe(drafted=6, accepted=0, rounds=[(4, 0)])
+    after = planner.lengths(100, Outlook(behind=1))
+    assert after.total < before.total and after.per_round < before.per_round
 
 
 def test_measure_times_every_size_of_a_backend(tiny_engine):

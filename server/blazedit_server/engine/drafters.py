@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
@@ -25,9 +25,6 @@ from .backend import Backend
 from .sampling import Sampler, probabilities, sample
 
 PLD, DRAFT = "pld", "draft"
-# A copy proposes at most TRUST_MIN + TRUST_PER_TOKEN * run tokens: an anchor found by one common token after
-# an edit is often wrong and earns a short proposal; one confirmed by a long copied run earns a long one.
-TRUST_MIN, TRUST_PER_TOKEN = 2, 2
 
 
 @dataclass
@@ -60,10 +57,23 @@ class Lengths:
     copy: bool = False  # multilayer in a copied stretch: prompt lookup drafts for the target directly
 
 
+@dataclass(frozen=True)
+class Outlook:
+    """What a drafter can offer the next step, for the planner to price (see policy.Planner)."""
+
+    evidence: int = 0  # tokens of evidence for the prompt-lookup anchor (0: prompt lookup has nothing)
+    copyable: int = 0  # tokens prompt lookup can propose from there
+    behind: int = (
+        0  # tokens the draft model must read before it drafts (what was accepted since its last pass)
+    )
+
+
 class Drafter(Protocol):
     passes: int  # draft-model forward passes so far (0 for prompt lookup)
 
     def start(self, prompt: Sequence[int]) -> None: ...
+
+    def outlook(self, seq: Sequence[int]) -> Outlook: ...
 
     def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft: ...
 
@@ -142,8 +152,15 @@ class PromptLookup:
         anchor = self.follow(self.anchor, extra) if extra else self.anchor
         if anchor.pos is None or k <= 0:
             return []
-        k = min(k, TRUST_MIN + TRUST_PER_TOKEN * anchor.run)
         return self.tokens[anchor.pos : min(anchor.pos + k, self.end(anchor.pos))]
+
+    def outlook(self) -> Outlook:
+        """How much the anchor is worth: its evidence (an anchor found by one common token after an edit is
+        often wrong, one confirmed by a long copied run rarely) and how far it can copy."""
+        pos = self.anchor.pos
+        if pos is None:
+            return Outlook()
+        return Outlook(evidence=self.anchor.run, copyable=self.end(pos) - pos)
 
 
 def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int | None:
@@ -177,6 +194,10 @@ class LookupDrafter:
         self.lookup.commit(new)
         self.committed += len(new)
 
+    def outlook(self, seq: Sequence[int]) -> Outlook:
+        self.sync(seq)
+        return self.lookup.outlook()
+
     def propose(self, seq: Sequence[int], lengths: Lengths) -> Draft:
         self.sync(seq)
         tokens = self.lookup.propose(lengths.total)
@@ -208,9 +229,19 @@ class ModelDrafter:
         if self.lookup is not None:
             self.lookup.start(prompt)
 
+    def outlook(self, seq: Sequence[int]) -> Outlook:
+        behind = len(seq) - self.common(seq)
+        if self.lookup is None:
+            return Outlook(behind=behind)
+        return replace(self.lookup.outlook(seq), behind=behind)
+
+    def common(self, seq: Sequence[int]) -> int:
+        """How much of seq the draft cache holds (the last token of seq is always fed again)."""
+        return common_prefix(self.cached, seq, limit=len(seq) - 1, start=min(self.synced, len(seq) - 1))
+
     def sync(self, seq: Sequence[int]) -> list[int]:
         """Crop the draft cache to its common prefix with seq; returns the tokens still to feed (>= 1)."""
-        n = common_prefix(self.cached, seq, limit=len(seq) - 1, start=min(self.synced, len(seq) - 1))
+        n = self.common(seq)
         self.backend.truncate(n)
         del self.cached[n:]
         self.synced = n

@@ -1,16 +1,22 @@
 """Cost-aware draft lengths.
 
 A forward pass over n tokens is not free on a CPU (the 1.5B target: about 343 ms for 1 token, 768 ms for 16,
-1056 ms for 32), so the longest draft is not the fastest. `Costs` holds T(n), measured for each model at load
+1056 ms for 32, on transformers fp32; on llama.cpp a pass over n tokens costs almost n one-token passes up to
+n = 8), so the longest draft is not the fastest. `Costs` holds T(n), measured for each model at load
 (`calibrate`); `best_length` picks the draft length k that maximises expected tokens per second for the
-acceptance rate seen so far in the request:
+acceptance seen so far in the request:
 
-    E[tokens | k] = 1 + a + a^2 + ... + a^k   (draft token i survives if all before it did, each with rate a;
-                                               the 1 is the target's own token after the accepted run)
+    E[tokens | k] = 1 + f (1 + a + a^2 + ... + a^(k-1))   (the first draft token survives with rate f, each
+                                                           later one, if all before it did, with rate a; the
+                                                           1 is the target's own token after the accepted run)
     k* = argmax_k  E[tokens | k] / (T(k + 1) + c * k)     c: the cost of drafting one token
 
-`Rate` estimates a from a request's verifications: under that geometric model the maximum-likelihood rate is
-accepted / (accepted + rejections), started from a small prior so the first steps are sane.
+For tokens written by the draft model f = a (a geometric run). A prompt-lookup copy is different: it is right
+or wrong from its first token (is the anchor where the output is?), and once right it runs until the next
+edit, so f is estimated per bucket of anchor evidence and a from the tokens after the first.
+
+`Rate` estimates a rate from a request's verifications: under the geometric model the maximum-likelihood rate
+is accepted / (accepted + rejections), started from a prior so the first steps are sane.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ import bisect
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .backend import Backend
-from .drafters import Lengths
+from .drafters import Lengths, Outlook
 
 CALIBRATION_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -50,13 +56,18 @@ class Costs:
 DEFAULT_COSTS = Costs(CALIBRATION_SIZES, tuple(1.0 + (n - 1) / 16 for n in CALIBRATION_SIZES))
 
 
-def expected_tokens(k: int, rate: float) -> float:
-    return sum(rate**i for i in range(k + 1))
+def expected_tokens(k: int, rate: float, first: float | None = None) -> float:
+    first = rate if first is None else first
+    return 1.0 + first * sum(rate**i for i in range(k))
 
 
-def best_length(costs: Costs, rate: float, max_len: int, per_token: float = 0.0) -> int:
+def best_length(
+    costs: Costs, rate: float, max_len: int, per_token: float = 0.0, first: float | None = None
+) -> int:
     """The draft length in [0, max_len] that maximises expected tokens per second (module docstring)."""
-    return max(range(max_len + 1), key=lambda k: expected_tokens(k, rate) / (costs(k + 1) + per_token * k))
+    return max(
+        range(max_len + 1), key=lambda k: expected_tokens(k, rate, first) / (costs(k + 1) + per_token * k)
+    )
 
 
 @dataclass
@@ -96,61 +107,88 @@ def time_forward(backend: Backend, context: int, n: int) -> float:
 
 MAX_DRAFT = 64  # tokens the target verifies at most in one pass
 MAX_ROUND = 32  # prompt-lookup tokens the draft model checks at most in one pass
-MIN_COPY = 8  # a fully accepted step with this many copied tokens starts a copied stretch
+# Whether a copy's first token is right is estimated per bucket of anchor evidence (Outlook.evidence): an
+# anchor re-found by a short n-gram after an edit is right about half the time on the dev sets, one confirmed
+# by a long copied run almost always; once right, a copy runs on (rate ~0.98). Those are the priors.
+EVIDENCE_BUCKETS = (2, 4, 8, 16, 32)
+CONFIRMED = 8  # evidence from which an anchor counts as confirmed
+
+
+def copy_priors() -> list[Rate]:
+    return [Rate(9.0, 1.0) if low >= CONFIRMED else Rate(1.0, 1.0) for low in (0, *EVIDENCE_BUCKETS)]
+
+
+def evidence_bucket(evidence: int) -> int:
+    return bisect.bisect_right(EVIDENCE_BUCKETS, evidence)
+
+
+@dataclass(frozen=True)
+class Option:
+    lengths: Lengths
+    speed: float  # expected tokens per second of the step
 
 
 class Planner:
     """Per request: the lengths of the next step, from the model costs and the acceptance seen so far.
 
-    pld: the prompt-lookup length. draft: the draft length (each drafted token costs one draft pass).
-    multilayer: first the run that prompt lookup offers the draft model per draft pass (priced with the
-    draft's costs and the rate at which the draft model keeps copied tokens), then the total draft length
-    (priced with the target's costs plus the resulting draft cost per drafted token). While the output copies
-    the reference (the target just accepted a whole draft with a long copied run), checking copied tokens with
-    the draft model costs a draft pass and saves nothing, so multilayer sends prompt lookup to the target
-    directly until the target rejects a token.
+    Each step prices what the drafter offers (`Outlook`) and takes the fastest option:
+    - plain decoding: 1 token per T(1);
+    - a copy (pld, multilayer): prompt lookup drafts for the target directly, its length priced with the rate
+      of the anchor's evidence bucket;
+    - the draft model (draft, multilayer): first the run that prompt lookup offers the draft model per draft
+      pass (multilayer), priced with the draft's costs and the rate at which it keeps copied tokens, then the
+      total draft length, priced with the target's costs plus the resulting cost per drafted token, plus the
+      draft pass over what the draft model has not read yet (after a copied stretch).
+    So multilayer copies straight to the target where the output copies the file, and lets the draft model
+    write where the output departs from it, when that pays for the draft passes.
     """
 
     def __init__(self, strategy: str, target: Costs, draft: Costs) -> None:
         self.strategy = strategy
         self.target, self.draft = target, draft
-        self.target_rate, self.round_rate, self.copy_rate = Rate(), Rate(), Rate()
+        self.copy_first, self.copy_rate = copy_priors(), Rate(19.0, 1.0)
+        self.target_rate, self.round_rate = Rate(), Rate()
         self.last = Lengths(0)
-        self.copying = False
+        self.last_bucket = 0
 
-    def lengths(self, room: int) -> Lengths:
-        """The budget of a step that may add at most `room` tokens.
-
-        A speculative strategy always drafts at least one token: a step that drafts nothing observes nothing,
-        so a pessimistic start (a noisy calibration, an early rejection) would otherwise freeze the rates and
-        turn the rest of the request into plain decoding."""
+    def lengths(self, room: int, outlook: Outlook = Outlook()) -> Lengths:
+        """The budget of a step that may add at most `room` tokens."""
         cap = min(MAX_DRAFT, room - 1)
-        lengths = self.choose(cap)
-        if self.strategy != "regular" and cap > 0 and lengths.total == 0:
-            lengths = replace(lengths, total=1)
-        self.last = lengths
+        options = [Option(Lengths(0), 1.0 / self.target(1))]
+        if self.strategy in ("pld", "multilayer") and cap > 0 and outlook.copyable > 0:
+            options.append(self.copy(min(cap, outlook.copyable), outlook.evidence))
+        if self.strategy in ("draft", "multilayer") and cap > 0:
+            options.append(self.model(cap, outlook.behind))
+        self.last = max(options, key=lambda option: option.speed).lengths
+        self.last_bucket = evidence_bucket(outlook.evidence)
         return self.last
 
-    def choose(self, cap: int) -> Lengths:
-        if self.strategy == "regular" or cap <= 0:
-            return Lengths(0)
-        if self.strategy == "pld":
-            return Lengths(best_length(self.target, self.target_rate.value, cap))
-        if self.strategy == "draft":
-            return Lengths(best_length(self.target, self.target_rate.value, cap, per_token=self.draft(1)))
-        if self.copying:
-            return Lengths(best_length(self.target, self.copy_rate.value, cap), copy=True)
-        # At least one copied token per draft pass, for the same reason as in `lengths`: the round rate must
-        # keep being observed, or multilayer freezes into plain draft-model decoding and never copies.
-        per_round = max(1, best_length(self.draft, self.round_rate.value, MAX_ROUND))
-        per_token = self.draft(per_round + 1) / expected_tokens(per_round, self.round_rate.value)
-        return Lengths(best_length(self.target, self.target_rate.value, cap, per_token=per_token), per_round)
+    def copy(self, cap: int, evidence: int) -> Option:
+        first, rate = self.copy_first[evidence_bucket(evidence)].value, self.copy_rate.value
+        k = best_length(self.target, rate, cap, first=first)
+        copy = self.strategy == "multilayer"
+        return Option(Lengths(k, copy=copy), expected_tokens(k, rate, first) / self.target(k + 1))
 
-    def observe(
-        self, drafted: int, accepted: int, rounds: Sequence[tuple[int, int]] = (), copied: int = 0
-    ) -> None:
-        """A verified step: `accepted` of `drafted` tokens kept, `copied` of them from prompt lookup."""
-        (self.copy_rate if self.last.copy else self.target_rate).observe(drafted, accepted)
+    def model(self, cap: int, behind: int) -> Option:
+        per_round = 0
+        per_token = self.draft(1)
+        if self.strategy == "multilayer":
+            per_round = best_length(self.draft, self.round_rate.value, MAX_ROUND)
+            per_token = self.draft(per_round + 1) / expected_tokens(per_round, self.round_rate.value)
+        rate = self.target_rate.value
+        k = max(1, best_length(self.target, rate, cap, per_token=per_token))
+        catch_up = self.draft(behind + per_round) - self.draft(1 + per_round)
+        seconds = self.target(k + 1) + per_token * k + catch_up
+        return Option(Lengths(k, per_round), expected_tokens(k, rate) / seconds)
+
+    def observe(self, drafted: int, accepted: int, rounds: Sequence[tuple[int, int]] = ()) -> None:
+        """A verified step: `accepted` of `drafted` tokens kept; `rounds` the draft passes' (copied tokens
+        checked, kept)."""
+        if self.strategy == "pld" or self.last.copy:
+            self.copy_first[self.last_bucket].observe(min(drafted, 1), min(accepted, 1))
+            if accepted:
+                self.copy_rate.observe(drafted - 1, accepted - 1)
+        else:
+            self.target_rate.observe(drafted, accepted)
         for proposed, kept in rounds:
             self.round_rate.observe(proposed, kept)
-        self.copying = self.strategy == "multilayer" and accepted == drafted and copied >= MIN_COPY

@@ -99,8 +99,9 @@ def generate(
     yield StepResult(tokens, 0, 0, finish=finish)
     while finish is None:
         room = max_new_tokens - (len(seq) - len(prompt))
-        result, draft = step(target, drafter, seq, planner.lengths(room), sampler, eos, room)
-        planner.observe(result.drafted, result.accepted, draft.rounds, result.accepted_by["pld"])
+        lengths = planner.lengths(room, drafter.outlook(seq))
+        result, draft = step(target, drafter, seq, lengths, sampler, eos, room)
+        planner.observe(result.drafted, result.accepted, draft.rounds)
         log.debug(
             "step: %s, drafted %s, accepted %d", planner.last, dict(result.proposed_by), result.accepted
         )
