@@ -151,7 +151,7 @@ class Planner:
         self.last = Lengths(0)
         self.last_bucket = 0
 
-    def lengths(self, room: int, outlook: Outlook = Outlook()) -> Lengths:
+    def lengths(self, room: int, outlook: Outlook) -> Lengths:
         """The budget of a step that may add at most `room` tokens."""
         cap = min(MAX_DRAFT, room - 1)
         options = [Option(Lengths(0), 1.0 / self.target(1))]
