@@ -99,10 +99,25 @@ def test_a_fresh_anchor_earns_a_shorter_copy_than_a_confirmed_one():
 
 def test_plain_decoding_when_a_pass_over_k_tokens_costs_k_passes():
     linear = Costs((1, 64), (1.0, 64.0))  # llama.cpp on a small CPU comes close to this for small k
-    for strategy in ("pld", "draft", "multilayer"):
+    for strategy in ("pld", "multilayer"):
         planner = Planner(strategy, linear, linear.scaled(0.6))
         assert planner.lengths(100, FRESH_ANCHOR) == Lengths(0)
         assert planner.lengths(100, Outlook(behind=1)) == Lengths(0)
+
+
+def test_draft_always_drafts_so_its_rate_is_learnt():
+    """Strategy draft is assisted decoding by definition: a pessimistic prior must not turn it into plain
+    decoding that never observes how often the draft model is right."""
+    linear = Costs((1, 64), (1.0, 64.0))
+    planner = Planner("draft", linear, linear.scaled(0.6))
+    assert planner.lengths(100, Outlook(behind=1)).total >= 1
+    assert planner.lengths(1, Outlook(behind=1)) == Lengths(0)  # no room beside the target's own token
+    planner = Planner("draft", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
+    before = planner.lengths(100, Outlook(behind=1)).total
+    for _ in range(30):
+        planner.lengths(100, Outlook(behind=1))
+        planner.observe(drafted=4, accepted=4)
+    assert planner.lengths(100, Outlook(behind=1)).total > before
 
 
 def test_first_token_failures_are_learnt_per_evidence_bucket():
