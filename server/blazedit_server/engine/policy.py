@@ -159,7 +159,9 @@ class Planner:
             options.append(self.copy(min(cap, outlook.copyable), outlook.evidence))
         if self.strategy in ("draft", "multilayer") and cap > 0:
             options.append(self.model(cap, outlook.behind))
-        if self.strategy == "draft" and cap > 0:  # assisted decoding by definition; it keeps learning its rate
+        if (
+            self.strategy == "draft" and cap > 0
+        ):  # assisted decoding by definition; it keeps learning its rate
             options = options[1:]
         self.last = max(options, key=lambda option: option.speed).lengths
         self.last_bucket = evidence_bucket(outlook.evidence)
