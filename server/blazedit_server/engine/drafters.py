@@ -54,7 +54,7 @@ class Lengths:
 
     total: int  # tokens the target verifies at most
     per_round: int = 0  # prompt-lookup tokens the draft model checks per forward (multilayer)
-    copy: bool = False  # multilayer in a copied stretch: prompt lookup drafts for the target directly
+    copy: bool = False  # prompt lookup drafts for the target directly, without the draft model
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,7 @@ class Outlook:
 
     evidence: int = 0  # tokens of evidence for the prompt-lookup anchor (0: prompt lookup has nothing)
     copyable: int = 0  # tokens prompt lookup can propose from there
-    behind: int = (
-        0  # tokens the draft model must read before it drafts (what was accepted since its last pass)
-    )
+    behind: int = 0  # tokens the draft model must read before it drafts (accepted since its last pass)
 
 
 class Drafter(Protocol):

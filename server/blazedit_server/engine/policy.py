@@ -154,24 +154,21 @@ class Planner:
     def lengths(self, room: int, outlook: Outlook) -> Lengths:
         """The budget of a step that may add at most `room` tokens."""
         cap = min(MAX_DRAFT, room - 1)
-        options = [Option(Lengths(0), 1.0 / self.target(1))]
+        self.last_bucket = evidence_bucket(outlook.evidence)
+        options = []
         if self.strategy in ("pld", "multilayer") and cap > 0 and outlook.copyable > 0:
-            options.append(self.copy(min(cap, outlook.copyable), outlook.evidence))
+            options.append(self.copy(min(cap, outlook.copyable), self.last_bucket))
         if self.strategy in ("draft", "multilayer") and cap > 0:
             options.append(self.model(cap, outlook.behind))
-        if (
-            self.strategy == "draft" and cap > 0
-        ):  # assisted decoding by definition; it keeps learning its rate
-            options = options[1:]
+        if not options or self.strategy != "draft":  # draft is assisted decoding by definition: it keeps
+            options.insert(0, Option(Lengths(0), 1.0 / self.target(1)))  # drafting, and learning its rate
         self.last = max(options, key=lambda option: option.speed).lengths
-        self.last_bucket = evidence_bucket(outlook.evidence)
         return self.last
 
-    def copy(self, cap: int, evidence: int) -> Option:
-        first, rate = self.copy_first[evidence_bucket(evidence)].value, self.copy_rate.value
+    def copy(self, cap: int, bucket: int) -> Option:
+        first, rate = self.copy_first[bucket].value, self.copy_rate.value
         k = best_length(self.target, rate, cap, first=first)
-        copy = self.strategy == "multilayer"
-        return Option(Lengths(k, copy=copy), expected_tokens(k, rate, first) / self.target(k + 1))
+        return Option(Lengths(k, copy=True), expected_tokens(k, rate, first) / self.target(k + 1))
 
     def model(self, cap: int, behind: int) -> Option:
         per_round = 0
@@ -188,7 +185,7 @@ class Planner:
     def observe(self, drafted: int, accepted: int, rounds: Sequence[tuple[int, int]] = ()) -> None:
         """A verified step: `accepted` of `drafted` tokens kept; `rounds` the draft passes' (copied tokens
         checked, kept)."""
-        if self.strategy == "pld" or self.last.copy:
+        if self.last.copy:
             self.copy_first[self.last_bucket].observe(min(drafted, 1), min(accepted, 1))
             if accepted:
                 self.copy_rate.observe(drafted - 1, accepted - 1)
