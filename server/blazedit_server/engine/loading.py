@@ -40,7 +40,11 @@ def resolve_backend(backend: str, pair: Any, device: str = "auto") -> str:
 def load_tokenizer(model: Any) -> Any:
     if model.hf_dir is None:
         raise InvalidRequestError(f"model {model.name} has no tokenizer folder (hf_dir)", param="model")
-    return AutoTokenizer.from_pretrained(model.hf_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model.hf_dir)
+    # Qwen's tokenizer NFC-normalizes its input, so an edit would silently rewrite every decomposed accent or
+    # compatibility ideograph of the file; byte-level BPE encodes any text, so the model reads the file as is.
+    tokenizer.backend_tokenizer.normalizer = None
+    return tokenizer
 
 
 def load_backend(model: Any, backend: str, *, device: str, dtype: str) -> Backend:
