@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from blazedit_server.engine.drafters import PLD, Lengths, LookupDrafter, ModelDrafter, Outlook, PromptLookup
+from blazedit_server.engine.drafters import (
+    DRAFT,
+    PLD,
+    Lengths,
+    LookupDrafter,
+    ModelDrafter,
+    Outlook,
+    PromptLookup,
+)
 from blazedit_server.engine.sampling import Sampler, accept_greedy
 
 # a reference "file": distinct tokens, so every position is unambiguous unless a test repeats some
@@ -111,3 +120,46 @@ def test_the_model_drafter_reports_what_its_cache_has_not_read(self_engine):
     assert drafter.outlook(prompt).behind == 1  # the prompt's last token is fed with the first draft pass
     assert drafter.outlook([*prompt, *prompt[:3]]).behind == 4
     assert drafter.outlook([*prompt, *prompt[:3]]).evidence > 0  # the output started to copy the prompt
+
+
+class Scripted:
+    """A draft model that always writes token 7, with the next scripted probability at each pass."""
+
+    vocab = 16
+
+    def __init__(self, confidences):
+        self.confidences = list(confidences)
+        self.n_cached = 0
+
+    def reset(self):
+        self.n_cached = 0
+
+    def truncate(self, n):
+        self.n_cached = n
+
+    def forward(self, tokens, logits_from=0):
+        self.n_cached += len(tokens)
+        p = self.confidences.pop(0)
+        probs = torch.full((len(tokens) - logits_from, self.vocab), (1 - p) / (self.vocab - 1))
+        probs[:, 7] = p
+        return probs.log()
+
+
+KEEP = (0.2, 0.4, 0.6, 0.8, 0.99)  # per confidence bucket: < 0.3, < 0.5, < 0.7, < 0.9, >= 0.9
+
+
+def test_the_draft_model_writes_until_the_whole_draft_is_unlikely_to_survive():
+    confidences = [0.95, 0.95, 0.95, 0.6, 0.95, 0.4, 0.95, 0.95]
+    drafter = ModelDrafter(Scripted([1.0, *confidences]), Sampler())  # the first pass reads the prompt
+    drafter.start([1, 2, 3])
+    draft = drafter.propose([1, 2, 3], Lengths(10, keep=KEEP, stop_below=0.5))
+    # survival 0.99, 0.98, 0.97, then x0.6 = 0.58, x0.99 = 0.58, then x0.4 = 0.23 < 0.5: stop after 6 tokens
+    assert draft.tokens == [7] * 6
+    assert draft.written == [(i, pytest.approx(p)) for i, p in enumerate(confidences[:6])]
+    assert draft.origins == [DRAFT] * 6
+
+
+def test_without_survival_rates_the_draft_model_writes_the_whole_length():
+    drafter = ModelDrafter(Scripted([1.0] + [0.1] * 10), Sampler())
+    drafter.start([1, 2, 3])
+    assert len(drafter.propose([1, 2, 3], Lengths(10)).tokens) == 10

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from blazedit_server.engine.drafters import DRAFT, PLD, Draft, confidence_bucket
 from blazedit_server.engine.policy import (
     DEFAULT_COSTS,
+    MAX_DRAFT,
     Costs,
     Lengths,
     Outlook,
@@ -113,11 +115,50 @@ def test_draft_always_drafts_so_its_rate_is_learnt():
     assert planner.lengths(100, Outlook(behind=1)).total >= 1
     assert planner.lengths(1, Outlook(behind=1)) == Lengths(0)  # no room beside the target's own token
     planner = Planner("draft", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
-    before = planner.lengths(100, Outlook(behind=1)).total
+    before = planner.lengths(100, Outlook(behind=1))
     for _ in range(30):
         planner.lengths(100, Outlook(behind=1))
-        planner.observe(drafted=4, accepted=4)
-    assert planner.lengths(100, Outlook(behind=1)).total > before
+        planner.observe(written(4, confidence=0.6), accepted=4)
+    after = planner.lengths(100, Outlook(behind=1))
+    bucket = confidence_bucket(0.6)
+    assert after.keep[bucket] > 0.9 > before.keep[bucket]
+    assert after.stop_below > before.stop_below  # faster steps: a marginal token must survive more often
+
+
+def written(n: int, confidence: float, copied: int = 0) -> Draft:
+    """A draft of `copied` prompt-lookup tokens then `n` tokens the draft model wrote with `confidence`."""
+    return Draft(
+        tokens=list(range(copied + n)),
+        origins=[PLD] * copied + [DRAFT] * n,
+        written=[(copied + i, confidence) for i in range(n)],
+    )
+
+
+def test_the_draft_model_may_write_up_to_the_longest_draft_and_stops_by_survival():
+    planner = Planner("draft", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
+    lengths = planner.lengths(100, Outlook(behind=1))
+    assert lengths.total == MAX_DRAFT
+    assert planner.lengths(10, Outlook(behind=1)).total == 9  # room for the target's own token
+    assert 0 < lengths.stop_below < 1
+    assert list(lengths.keep) == sorted(lengths.keep)  # surer tokens survive more often, a priori
+
+
+def test_survival_is_learnt_per_confidence_bucket_from_judged_tokens_only():
+    planner = Planner("draft", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
+    sure, unsure = confidence_bucket(0.95), confidence_bucket(0.4)
+    before = planner.lengths(100, Outlook(behind=1)).keep
+    for _ in range(10):
+        planner.lengths(100, Outlook(behind=1))
+        # the first of three unsure tokens is rejected: the two after it were never judged
+        own = [(0, 0.95), (1, 0.4), (2, 0.4), (3, 0.4)]
+        planner.observe(Draft([1, 2, 3, 4], [DRAFT] * 4, written=own), accepted=1)
+    after = planner.lengths(100, Outlook(behind=1)).keep
+    assert after[sure] > before[sure] and after[unsure] < before[unsure]
+    assert planner.written[unsure].rejections == pytest.approx(before_rejections(unsure) + 10)
+
+
+def before_rejections(bucket: int) -> float:
+    return Planner("draft", DEFAULT_COSTS, DEFAULT_COSTS).written[bucket].rejections
 
 
 def test_first_token_failures_are_learnt_per_evidence_bucket():
@@ -125,7 +166,7 @@ def test_first_token_failures_are_learnt_per_evidence_bucket():
     fresh, confirmed = planner.lengths(100, FRESH_ANCHOR).total, planner.lengths(100, CONFIRMED_ANCHOR).total
     for _ in range(10):
         planner.lengths(100, FRESH_ANCHOR)
-        planner.observe(drafted=8, accepted=0)
+        planner.observe(Draft(list(range(8)), [PLD] * 8), accepted=0)
     assert planner.lengths(100, FRESH_ANCHOR).total < fresh
     assert planner.lengths(100, CONFIRMED_ANCHOR).total == confirmed
 
@@ -141,9 +182,13 @@ def test_the_draft_models_rates_are_learnt_from_its_steps():
     before = planner.lengths(100, Outlook(behind=1))
     for _ in range(20):
         planner.lengths(100, Outlook(behind=1))
-        planner.observe(drafted=6, accepted=0, rounds=[(4, 0)])
+        draft = written(2, confidence=0.8)
+        draft.rounds = [(4, 0), (4, 0)]
+        planner.observe(draft, accepted=0)
     after = planner.lengths(100, Outlook(behind=1))
-    assert after.total < before.total and after.per_round < before.per_round
+    assert after.per_round < before.per_round
+    bucket = confidence_bucket(0.8)
+    assert planner.written[bucket].value < before.keep[bucket]
 
 
 def test_measure_times_every_size_of_a_backend(tiny_engine):

@@ -7,8 +7,13 @@ A drafter is told the whole sequence so far (prompt + accepted output) and a len
 - `ModelDrafter` without a lookup (strategy draft): the small model writes the draft token by token.
 - `ModelDrafter` with a lookup (strategy multilayer): prompt lookup proposes a run of tokens, the draft model
   checks the run in one forward pass and adds its own next token, repeated until the draft is long enough or
-  the draft model is unsure of its own token. Copy-heavy stretches give long drafts at almost no cost, edited
-  stretches short drafts written by the small model.
+  no longer worth its cost. Copy-heavy stretches give long drafts at almost no cost, edited stretches short
+  drafts written by the small model.
+
+The draft model stops writing once the chance that the target accepts the whole draft falls below
+`Lengths.stop_below`: each token it writes survives with the rate the target has accepted tokens written with
+that confidence (`Lengths.keep`, per bucket of `CONFIDENCE_BUCKETS`, learnt by the planner), so a draft model
+that is often right when unsure keeps drafting and one that is often wrong when sure stops early.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from .backend import Backend
 from .sampling import Sampler, probabilities, sample
 
 PLD, DRAFT = "pld", "draft"
+CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.9)  # the draft model's probability of a token it writes
+
+
+def confidence_bucket(probability: float) -> int:
+    return bisect.bisect_right(CONFIDENCE_BUCKETS, probability)
 
 
 @dataclass
@@ -37,6 +47,9 @@ class Draft:
     rounds: list[tuple[int, int]] = field(
         default_factory=list
     )  # per draft pass: (copied tokens checked, kept)
+    written: list[tuple[int, float]] = field(
+        default_factory=list
+    )  # per token the draft model wrote: (index in tokens, its probability for it)
 
     def add(self, tokens: Sequence[int], origins: Sequence[str], q: Sequence[torch.Tensor] | None) -> None:
         self.tokens += tokens
@@ -55,6 +68,8 @@ class Lengths:
     total: int  # tokens the target verifies at most
     per_round: int = 0  # prompt-lookup tokens the draft model checks per forward (multilayer)
     copy: bool = False  # prompt lookup drafts for the target directly, without the draft model
+    keep: tuple[float, ...] = ()  # per confidence bucket: the rate the target keeps tokens the draft wrote
+    stop_below: float = 0.0  # the draft model stops once the whole draft survives with less than this
 
 
 @dataclass(frozen=True)
@@ -208,13 +223,10 @@ class LookupDrafter:
 class ModelDrafter:
     """Strategies draft (lookup None) and multilayer (lookup given); see the module docstring."""
 
-    def __init__(
-        self, backend: Backend, sampler: Sampler, lookup: LookupDrafter | None = None, sure: float = 0.5
-    ) -> None:
+    def __init__(self, backend: Backend, sampler: Sampler, lookup: LookupDrafter | None = None) -> None:
         self.backend = backend
         self.sampler = sampler
         self.lookup = lookup
-        self.sure = sure  # stop drafting after an own token the draft model gives less than this probability
         self.cached: list[int] = []  # the tokens in the draft model's cache
         self.passes = 0
 
@@ -254,12 +266,15 @@ class ModelDrafter:
                     return Draft(copied, [PLD] * len(copied))
         pending = self.sync(seq)
         draft = Draft(q=None)
+        survival = 1.0  # the chance that the target accepts the whole draft so far
         while len(draft.tokens) < lengths.total:
             room = lengths.total - len(draft.tokens)
             candidates = self.candidates(draft.tokens, min(lengths.per_round, room - 1))
-            sure = self.round(pending, candidates, draft)
+            confidence = self.round(pending, candidates, draft)
             pending = draft.tokens[-1:]
-            if not sure:
+            if lengths.keep:
+                survival *= lengths.keep[confidence_bucket(confidence)]
+            if survival < lengths.stop_below:
                 break
         return draft
 
@@ -268,10 +283,9 @@ class ModelDrafter:
             return []
         return self.lookup.lookup.propose(k, extra=drafted)
 
-    def round(self, pending: list[int], candidates: list[int], draft: Draft) -> bool:
+    def round(self, pending: list[int], candidates: list[int], draft: Draft) -> float:
         """One draft forward over pending + candidates: keep the candidates the draft model agrees with, add
-        its own next token, crop the cache to the kept tokens. Returns whether it was sure of its own
-        token."""
+        its own next token, crop the cache to the kept tokens. Returns its probability for its own token."""
         start = self.backend.n_cached
         logits = self.backend.forward(pending + candidates, logits_from=len(pending) - 1)  # [k + 1, vocab]
         self.passes += 1
@@ -279,11 +293,13 @@ class ModelDrafter:
         self.backend.truncate(start + len(pending) + m)
         self.cached += pending + candidates[:m]
         draft.rounds.append((len(candidates), m))
+        draft.written.append((len(draft.tokens) + m, confidence))
         draft.add([*candidates[:m], own], [PLD] * m + [DRAFT], q)
-        return confidence >= self.sure
+        return confidence
 
     def check(self, candidates: list[int], logits: torch.Tensor) -> tuple[int, int, list | None, float]:
-        """(m, own token, q rows of the kept tokens or None when greedy, confidence in the own token)."""
+        """(m, own token, q rows of the kept tokens or None when greedy, the draft's probability of its own
+        token)."""
         if self.sampler.greedy:
             best = logits.argmax(dim=-1).tolist()
             m = common_prefix(candidates, best, limit=len(candidates))
@@ -293,9 +309,9 @@ class ModelDrafter:
         for m, x in enumerate(candidates):
             y = sample(q[m], self.sampler)  # the draft model samples; a copied token survives if it matches
             if y != x:
-                return m, y, list(q[: m + 1]), float(q[m].max())
+                return m, y, list(q[: m + 1]), float(q[m, y])
         own = sample(q[len(candidates)], self.sampler)
-        return len(candidates), own, list(q), float(q[len(candidates)].max())
+        return len(candidates), own, list(q), float(q[len(candidates), own])
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int], limit: int, start: int = 0) -> int:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .backend import Backend
-from .drafters import Lengths, Outlook
+from .drafters import CONFIDENCE_BUCKETS, Draft, Lengths, Outlook, confidence_bucket
 
 CALIBRATION_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -118,6 +118,13 @@ def copy_priors() -> list[Rate]:
     return [Rate(9.0, 1.0) if low >= CONFIRMED else Rate(1.0, 1.0) for low in (0, *EVIDENCE_BUCKETS)]
 
 
+def written_priors() -> list[Rate]:
+    """Per confidence bucket, a weak prior that the target keeps what the draft model wrote a bit more often
+    than the draft model's own probability says (greedy acceptance is agreement on the argmax)."""
+    uppers = (*CONFIDENCE_BUCKETS, 1.0)
+    return [Rate(2.0 * upper, 2.0 * (1.0 - upper) + 0.1) for upper in uppers]
+
+
 def evidence_bucket(evidence: int) -> int:
     return bisect.bisect_right(EVIDENCE_BUCKETS, evidence)
 
@@ -138,7 +145,10 @@ class Planner:
     - the draft model (draft, multilayer): first the run that prompt lookup offers the draft model per draft
       pass (multilayer), priced with the draft's costs and the rate at which it keeps copied tokens, then the
       total draft length, priced with the target's costs plus the resulting cost per drafted token, plus the
-      draft pass over what the draft model has not read yet (after a copied stretch).
+      draft pass over what the draft model has not read yet (after a copied stretch). The draft model may
+      write up to the longest draft: it stops where one more token, weighted by the chance that the whole
+      draft survives, yields fewer tokens per second than the step as priced (`Lengths.stop_below`), with the
+      survival of each token it writes learnt per bucket of its confidence (`Lengths.keep`).
     So multilayer copies straight to the target where the output copies the file, and lets the draft model
     write where the output departs from it, when that pays for the draft passes.
     """
@@ -148,6 +158,7 @@ class Planner:
         self.target, self.draft = target, draft
         self.copy_first, self.copy_rate = copy_priors(), Rate(19.0, 1.0)
         self.target_rate, self.round_rate = Rate(), Rate()
+        self.written = written_priors()
         self.last = Lengths(0)
         self.last_bucket = 0
 
@@ -180,16 +191,23 @@ class Planner:
         k = max(1, best_length(self.target, rate, cap, per_token=per_token))
         catch_up = self.draft(behind + per_round) - self.draft(1 + per_round)
         seconds = self.target(k + 1) + per_token * k + catch_up
-        return Option(Lengths(k, per_round), expected_tokens(k, rate) / seconds)
+        speed = expected_tokens(k, rate) / seconds
+        # one more token costs a draft pass and a wider verification; it pays while it survives often enough
+        wider = (self.target(MAX_DRAFT + 1) - self.target(2)) / (MAX_DRAFT - 1)
+        keep = tuple(rate.value for rate in self.written)
+        return Option(Lengths(cap, per_round, keep=keep, stop_below=speed * (self.draft(1) + wider)), speed)
 
-    def observe(self, drafted: int, accepted: int, rounds: Sequence[tuple[int, int]] = ()) -> None:
-        """A verified step: `accepted` of `drafted` tokens kept; `rounds` the draft passes' (copied tokens
-        checked, kept)."""
+    def observe(self, draft: Draft, accepted: int) -> None:
+        """A verified step: `accepted` tokens of the draft kept."""
+        drafted = len(draft.tokens)
         if self.last.copy:
             self.copy_first[self.last_bucket].observe(min(drafted, 1), min(accepted, 1))
             if accepted:
                 self.copy_rate.observe(drafted - 1, accepted - 1)
         else:
             self.target_rate.observe(drafted, accepted)
-        for proposed, kept in rounds:
+        for proposed, kept in draft.rounds:
             self.round_rate.observe(proposed, kept)
+        for index, confidence in draft.written:
+            if index <= accepted:  # a token after the first rejected one was never judged
+                self.written[confidence_bucket(confidence)].observe(1, int(index < accepted))

@@ -101,7 +101,7 @@ def generate(
         room = max_new_tokens - (len(seq) - len(prompt))
         lengths = planner.lengths(room, drafter.outlook(seq))
         result, draft = step(target, drafter, seq, lengths, sampler, eos, room)
-        planner.observe(result.drafted, result.accepted, draft.rounds)
+        planner.observe(draft, result.accepted)
         log.debug(
             "step: %s, drafted %s, accepted %d", planner.last, dict(result.proposed_by), result.accepted
         )
