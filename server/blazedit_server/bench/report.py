@@ -131,6 +131,7 @@ def per_task_speedups(tasks: list[TaskResult], baseline: str) -> list[float]:
 
 def plot_speedups(results: BenchResults, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
@@ -141,6 +142,7 @@ def plot_speedups(results: BenchResults, path: Path) -> None:
         if ratios:
             ax.plot(range(1, len(ratios) + 1), ratios, marker="o", label=f"{FOCUS} / {baseline}")
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("task (sorted by speedup)")
     ax.set_ylabel("decode speedup (x)")
     ax.set_title(f"{results.meta.model}, {results.meta.backend}: per-task speedup of {FOCUS}")
