@@ -65,3 +65,30 @@ def test_edit_prompt_holds_file_instruction_language_and_path():
     content = message["content"]
     assert "```python src/a.py\nx = 1\n```" in content
     assert "Change request:\nrename x\n" in content
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1000])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "```python\nx = 1\ny = 2\n```",
+        "Here it is:\n```\nx = 1\ny = 2\n```\nDone.",
+        "```python\nx = 1\ny = 2\n",  # the reply ended without its closing fence
+        "x = 0\nx = 1\ny = 2\n",  # bare code starting like the original
+    ],
+)
+def test_a_file_without_a_final_newline_gets_none_from_the_fence(reply, chunk):
+    original = "x = 0\ny = 2"
+    extractor = FileExtractor(original)
+    out = [extractor.feed(reply[i : i + chunk]) for i in range(0, len(reply), chunk)]
+    text = "".join(out) + extractor.finish()
+    expected = "x = 0\nx = 1\ny = 2" if reply.startswith("x = 0") else "x = 1\ny = 2"
+    assert text == expected
+
+
+def test_the_held_line_break_comes_back_when_the_file_goes_on():
+    extractor = FileExtractor("a = 1")
+    assert extractor.feed("```\na = 1\n") == "a = 1"
+    assert extractor.feed("b") == "\nb"  # streamed without waiting for the line end
+    assert extractor.feed(" = 2\n```\n") == " = 2"
+    assert extractor.done
