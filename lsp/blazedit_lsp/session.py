@@ -278,6 +278,10 @@ class EditSession:
             message = "the model reached its token limit: only the changes it completed were applied"
             self._show(types.MessageType.Warning, f"blazedit: {message}")
             return EditResult("partial", applied, self._skipped, message)
+        if finish is FinishReason.incomplete:
+            message = "the model ended before the end of the file: the rest of the file was left as it was"
+            self._show(types.MessageType.Warning, f"blazedit: {message}")
+            return EditResult("partial", applied, self._skipped, message)
         if finish is FinishReason.cancelled:
             return EditResult("cancelled", applied, self._skipped, "the daemon cancelled the edit")
         return EditResult("done", applied, self._skipped, "")

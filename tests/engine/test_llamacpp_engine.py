@@ -23,7 +23,6 @@ import torch
 from blazedit_client.errors import ContextLengthError, InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
 from blazedit_server.engine import loading
-from blazedit_server.engine.prompt import edit_messages
 from blazedit_server.engine.runner import Engine, Finished, SamplingParams, Started, Step
 
 log = logging.getLogger(__name__)
@@ -104,21 +103,28 @@ def test_an_edit_on_llamacpp_fits_the_daemon_memory_budget(real_pair):
 SOURCE = "def greet():\n    return 'hi'\n\n\ndef add(a, b):\n    return a + b\n"
 # What an edit must keep as it is: a decomposed accent, the angstrom sign and a CJK compatibility ideograph
 # (Unicode normalization, which Qwen's tokenizer applies by default, would rewrite each), Windows line ends,
-# and a missing final line break.
+# a missing final line break, and the code blocks of a Markdown file (whose fences must not end the file).
 UNTOUCHED = {
     "unnormalized": SOURCE.replace("'hi'", '"cafe\u0301 \u212b \U0002f800"'),
     "crlf": SOURCE.replace("\n", "\r\n"),
     "no final newline": SOURCE.rstrip("\n"),
+    "markdown": f"# Math\n\n```python\n{SOURCE}```\n\nRun it:\n\n```sh\npython m.py\n```\n\nSee the docs.\n",
 }
 
 
 @pytest.mark.real_pair
 @pytest.mark.parametrize("source", UNTOUCHED.values(), ids=list(UNTOUCHED))
 def test_an_edit_changes_only_what_was_asked(llama_engine, source):
-    params = SamplingParams(max_new_tokens=64)
+    params = SamplingParams(max_new_tokens=96)
     items = list(llama_engine.edit(source, "rename add to plus", strategy=Strategy.multilayer, params=params))
+    expected = source.replace("def add", "def plus")
+    if items[-1].finish_reason == FinishReason.incomplete:
+        # the 1.5B model ends its answer after the Markdown file's first code block, even when the reply is
+        # started inside the longer fence: reported, so the daemon keeps the rest of the file
+        assert source == UNTOUCHED["markdown"] and expected.startswith(items[-1].text)
+        return
     assert items[-1].finish_reason == FinishReason.stop
-    assert items[-1].text == source.replace("def add", "def plus")
+    assert items[-1].text == expected
 
 
 @pytest.mark.real_pair
@@ -127,7 +133,7 @@ def test_an_edit_changes_only_what_was_asked(llama_engine, source):
 def test_every_strategy_matches_plain_decoding_up_to_rounding_near_ties(llama_engine, task):
     plain = output_ids(llama_engine, task, Strategy.regular)
     assert len(plain) == MAX_NEW_TOKENS
-    prompt = llama_engine.encode_chat(edit_messages(task["before"], task["instruction"], "python", None))
+    prompt = llama_engine.encode_edit(task["before"], task["instruction"], "python", None)
     for strategy in (Strategy.pld, Strategy.draft, Strategy.multilayer):
         ids = output_ids(llama_engine, task, strategy)
         at = first_difference(ids, plain)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from blazedit_server.engine.prompt import FileExtractor, edit_messages
+from blazedit_server.engine.prompt import FileExtractor, edit_messages, fence_for, reply_start
 
 ORIGINAL = "import os\n\n\ndef main():\n    print(os.getcwd())\n"
 NEW = "import os\n\n\ndef main():\n    print(os.getcwd(), flush=True)\n"
@@ -91,4 +91,62 @@ def test_the_held_line_break_comes_back_when_the_file_goes_on():
     assert extractor.feed("```\na = 1\n") == "a = 1"
     assert extractor.feed("b") == "\nb"  # streamed without waiting for the line end
     assert extractor.feed(" = 2\n```\n") == " = 2"
+    assert extractor.done
+
+
+MARKDOWN = "# Usage\n\n```sh\npip install tool\n```\n\nThen run:\n\n```\nimport tool\n```\n\nSee the docs.\n"
+
+
+def test_the_prompt_fence_is_longer_than_any_fence_of_the_file():
+    assert fence_for("x = 1\n") == "```"
+    assert fence_for(MARKDOWN) == "````"
+    assert fence_for("text\n  `````python\ncode\n  `````\n") == "``````"  # indented fences count too
+    assert fence_for("inline ``` is not a fence\n") == "```"
+    content = edit_messages(MARKDOWN, "fix", "markdown")[0]["content"]
+    assert f"````markdown\n{MARKDOWN}````\n" in content
+
+
+def test_a_file_with_fences_of_its_own_gets_its_reply_started_inside_the_longer_fence():
+    assert reply_start("x = 1\n", "python") == ""  # the model opens its own fence
+    assert reply_start(MARKDOWN, "markdown", "README.md") == "````markdown README.md\n"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
+@pytest.mark.parametrize(
+    "rest_of_reply",
+    [
+        f"{MARKDOWN}````",
+        f"{MARKDOWN}````\nI changed nothing.",
+        MARKDOWN,  # the reply ended without its closing fence
+    ],
+)
+def test_a_markdown_file_is_never_cut_at_its_own_fences(rest_of_reply, chunk):
+    extractor = FileExtractor(MARKDOWN)  # the reply started with reply_start(MARKDOWN)
+    reply = rest_of_reply
+    out = [extractor.feed(reply[i : i + chunk]) for i in range(0, len(reply), chunk)]
+    assert "".join(out) + extractor.finish() == MARKDOWN
+    assert extractor.done == ("````" in reply) != extractor.incomplete
+
+
+@pytest.mark.parametrize(
+    ("reply", "incomplete"),
+    [
+        ("```python\nx = 1\n```", False),
+        ("```python\nx = 1\n", True),  # the answer ended inside the fenced file
+        ("x = 0\nx = 1\n", False),  # bare code ends with the answer
+        ("no code at all", False),
+    ],
+)
+def test_an_answer_that_ends_inside_a_fenced_file_is_incomplete(reply, incomplete):
+    extractor = FileExtractor("x = 0\n")
+    extractor.feed(reply)
+    extractor.finish()
+    assert extractor.incomplete == incomplete
+
+
+def test_a_code_block_the_edit_adds_is_part_of_the_file():
+    original = 'def f():\n    """Doc."""\n'
+    new = 'def f():\n    """Doc.\n\n    ```python\n    f()\n    ```\n    """\n'
+    extractor = FileExtractor(original)
+    assert extractor.feed(f"```python\n{new}```\n") == new
     assert extractor.done

@@ -25,13 +25,13 @@ def scripted_daemon(scripted_engine) -> Iterator[Daemon]:
 def engine(scripted_engine: ScriptedEngine) -> Iterator[ScriptedEngine]:
     """The scripted engine, reset before and after each test."""
     scripted_engine.script.clear()
-    scripted_engine.hold_at = None
+    scripted_engine.hold_at = scripted_engine.ends_at = None
     scripted_engine.release.clear()
     scripted_engine.started.clear()
     scripted_engine.cancelled.clear()
     yield scripted_engine
     scripted_engine.release.set()  # never leave the daemon's worker waiting
-    scripted_engine.hold_at = None
+    scripted_engine.hold_at = scripted_engine.ends_at = None
 
 
 @pytest_lsp.fixture(config=CONFIG)

@@ -201,7 +201,7 @@ class ScriptedEngine:
 
     With `hold_at = n` the n-th step waits until `release` is set or the daemon cancels the request;
     `started` records that a request reached it, `cancelled` that the daemon stopped one. `max_tokens` counts
-    lines.
+    lines. With `ends_at = n` the answer ends after n lines, inside the file (finish reason `incomplete`).
     Instruction "refuse" fails validation.
     """
 
@@ -213,6 +213,7 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.script: dict[str, str] = {}
         self.hold_at: int | None = None
+        self.ends_at: int | None = None
         self.release = threading.Event()
         self.started = threading.Event()
         self.cancelled = threading.Event()
@@ -237,6 +238,9 @@ class ScriptedEngine:
         for n, line in enumerate(output.splitlines(keepends=True)):
             if n == limit:  # one "token" per line
                 reason = FinishReason.length
+                break
+            if n == self.ends_at:
+                reason = FinishReason.incomplete
                 break
             if (n == self.hold_at and self._held(cancel)) or cancel.is_set():
                 self.cancelled.set()

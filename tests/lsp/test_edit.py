@@ -121,6 +121,26 @@ async def test_selection_rewrites_only_its_lines(client, scripted_daemon, engine
     assert editor.text(URI) == ORIGINAL.replace("greet_zh(name):", "greet_zh(name: str) -> str:")
 
 
+async def test_an_answer_that_ends_inside_the_file_keeps_the_rest_of_it(client, scripted_daemon, engine):
+    """The model may end its answer before the end of the file (it never closed the fence): the hunks it
+    settled are applied, the rest of the file stays, and the user is told."""
+    engine.script["polish, ending early"] = NEW
+    engine.ends_at = NEW.count("\n") - 2
+    expected = daemon_output(scripted_daemon, ORIGINAL, "polish, ending early")
+    editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
+    editor.open(URI, ORIGINAL)
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "polish, ending early"})
+
+    assert result["status"] == "partial" and "end of the file" in client.messages[-1].message
+    assert expected.finish_reason == "incomplete"
+    assert 0 < result["applied"] == len(expected.hunks) < 3  # the last change was never reached
+    assert editor.text(URI) == apply_hunks(
+        ORIGINAL, [Hunk(h.old_start, h.old_end, h.new_text) for h in expected.hunks]
+    )
+    assert editor.text(URI).endswith(ORIGINAL.splitlines(keepends=True)[-1])
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_token_limit_applies_the_complete_hunks_and_says_so(client, scripted_daemon, engine, mode):
     """At `maxTokens` the daemon stops; the hunks it had settled are final, the rest of the file stays."""

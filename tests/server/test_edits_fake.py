@@ -7,8 +7,18 @@ import json
 import logging
 import threading
 
+import pytest
 from blazedit_client.lines import Hunk, apply_hunks
-from blazedit_client.protocol import EditResponse, server_event_adapter
+from blazedit_client.protocol import (
+    EditResponse,
+    FinishReason,
+    Stats,
+    Strategy,
+    Timings,
+    server_event_adapter,
+)
+from blazedit_server.engine.runner import Finished, Started, Step
+from blazedit_server.streaming import EditEvents
 
 FILE = "import math\n\n\ndef area(r):\n    return 3.14 * r * r\n\n\ndef main():\n    print(area(2))\n"
 EDIT = {"file": FILE, "instruction": "replace 3.14 with math.pi"}
@@ -74,6 +84,24 @@ def test_max_tokens_cut_keeps_the_unseen_tail_of_the_file(client):
     events = ndjson_events(client.post("/v1/edits", json=EDIT | {"max_tokens": 2}).text)
     assert events[-1].finish_reason == "length"
     assert [e for e in events if e.event == "hunk"] == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "end_hunks"),
+    [
+        (FinishReason.stop, 1),  # the model finished: the lines it did not write are deleted
+        (FinishReason.length, 0),
+        (FinishReason.incomplete, 0),  # it ended inside the file: the rest of the file stays
+        (FinishReason.cancelled, 0),
+    ],
+)
+def test_only_a_finished_edit_deletes_what_it_did_not_reach(reason, end_hunks):
+    events = EditEvents(id="e", model="m", strategy=Strategy.regular, original=FILE)
+    events.events(Started(prompt_tokens=1))
+    events.events(Step([1], FILE[:12], drafted=0, accepted=0))
+    end = events.events(Finished(reason, FILE[:12], 1, 1, Stats(), Timings()))
+    assert [event.event for event in end] == ["hunk"] * end_hunks + ["done"]
+    assert end[-1].finish_reason == reason
 
 
 def error_of(response) -> dict:

@@ -23,6 +23,7 @@ class FinishReason(StrEnum):
     stop = "stop"  # end of the model's answer (EOS / chat end token / stop string)
     length = "length"  # max_tokens reached
     cancelled = "cancelled"  # the client cancelled or went away
+    incomplete = "incomplete"  # the answer ended inside the file (no closing fence): the rest is kept
 
 
 class _Model(BaseModel):

@@ -22,7 +22,6 @@ from tqdm import tqdm
 from blazedit_server.bench import references
 from blazedit_server.bench.metrics import MethodRun, TaskResult, measure
 from blazedit_server.bench.tasks import EXTRA_TOKENS, EditTask, TaskSet
-from blazedit_server.engine.prompt import edit_messages
 from blazedit_server.engine.runner import Engine, Finished, SamplingParams, Step
 
 log = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ class Bench:
     runners: dict[str, Runner] = field(default_factory=dict)
 
     def job(self, task: EditTask, cap: int | None = None) -> references.Job:
-        prompt = self.engine.encode_chat(edit_messages(task.before, task.instruction, task.language))
+        prompt = self.engine.encode_edit(task.before, task.instruction, task.language, None)
         file_tokens = len(self.engine.tokenizer.encode(task.before, add_special_tokens=False))
         limit = cap or self.max_new_tokens or file_tokens + EXTRA_TOKENS
         return references.Job(prompt, task.before, limit, frozenset(self.engine.eos))

@@ -6,6 +6,11 @@ possibly with prose before or after, or as bare code. `FileExtractor` turns the 
 streamed file content: it drops prose and fences, holds back a line that might be the closing fence, and says
 when the file is complete so decoding can stop.
 
+A file with code fences of its own (Markdown, docstrings with examples) is wrapped in a longer fence, and
+the model's reply is started with that fence (`reply_start`): left to itself the model opens a plain
+three-backtick fence, takes the file's first closing fence for its own and stops there, which would delete the
+rest of the file. Fences the edit adds are tracked as code blocks of the file, so they never end it either.
+
 A fence needs a line of its own, so the prompt closes a file that lacks a final line break with one before its
 fence, and the model's reply does the same: for such a file the line break before the closing fence belongs to
 the fence, and the extractor drops it, so an edit never adds a final newline the user did not have.
@@ -13,7 +18,10 @@ the fence, and the extractor drops it, so an edit never adds a final newline the
 
 from __future__ import annotations
 
+import re
+
 FENCE = "```"
+_FENCE_RUN = re.compile(r"^[ \t]*(`{3,})", re.MULTILINE)
 
 EDIT_PROMPT = """Given a code file, please apply the change requests and generate the new file.
 
@@ -27,35 +35,75 @@ Change request:
 Please generate the new code file in the "New file" section below."""
 
 
+def fence_for(file: str) -> str:
+    """A fence longer than every run of backticks that opens a line of the file (as in CommonMark), so that no
+    line of a Markdown file with code blocks of its own can close it."""
+    return "`" * max([3, *(len(run) + 1 for run in _FENCE_RUN.findall(file))])
+
+
+def _label(language: str | None, path: str | None) -> str:
+    return f"{language or ''}{' ' + path if path else ''}".strip()
+
+
 def edit_messages(
     file: str, instruction: str, language: str | None = None, path: str | None = None
 ) -> list[dict]:
-    label = f"{language or ''}{' ' + path if path else ''}".strip()
     newline = "" if file.endswith("\n") else "\n"
     content = EDIT_PROMPT.format(
-        fence=FENCE, language=label, file=file, newline=newline, instruction=instruction.strip()
+        fence=fence_for(file),
+        language=_label(language, path),
+        file=file,
+        newline=newline,
+        instruction=instruction.strip(),
     )
     return [{"role": "user", "content": content}]
 
 
-def is_fence(line: str) -> bool:
-    return line.strip().startswith(FENCE)
+def reply_start(file: str, language: str | None = None, path: str | None = None) -> str:
+    """The text the model's reply starts with: the opening of the longer fence for a file with fences of its
+    own, else nothing (the model opens its fence itself)."""
+    fence = fence_for(file)
+    return f"{fence}{_label(language, path)}\n" if fence != FENCE else ""
+
+
+def fence_length(line: str) -> int:
+    """The length of the backtick fence that opens this line (0: none)."""
+    stripped = line.strip()
+    return len(stripped) - len(stripped.lstrip("`")) if stripped.startswith(FENCE) else 0
+
+
+def is_bare_fence(line: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith(FENCE) and stripped == "`" * len(stripped)
 
 
 class FileExtractor:
-    """Incremental reply -> file content. States: "before" the file, "inside" it, "after" it."""
+    """Incremental reply -> file content. States: "before" the file, "inside" it, "after" it.
+
+    Inside, a fence with an info string opens a code block of the file and a bare fence at least as long
+    closes it; outside such a block a bare fence at least as long as the reply's opening one closes the file.
+    """
 
     def __init__(self, original: str) -> None:
         self.first_line = original.split("\n", 1)[0].strip()
         self.final_newline = original.endswith("\n")
-        self.state = "before"
+        self.opening = len(fence_for(original))
+        self.state = "inside" if self.opening > len(FENCE) else "before"  # see reply_start
+        self.fenced = self.state == "inside"  # the file opened with a fence, so it must close with one
         self.prose = ""  # complete lines seen before the file started
         self.pending = ""  # the current partial line
         self.held = ""  # a line break held back until the file goes on (it may be the fence's)
+        self.block = 0  # the fence length of the file's own code block we are in (0: none)
 
     @property
     def done(self) -> bool:
         return self.state == "after"
+
+    @property
+    def incomplete(self) -> bool:
+        """The file opened with a fence that never closed: the answer ended before the file did (a small
+        model can take a closing fence of the file's own for the end of it)."""
+        return self.fenced and self.state == "inside"
 
     def feed(self, text: str) -> str:
         """File content that this piece of reply completes."""
@@ -65,25 +113,38 @@ class FileExtractor:
             line, self.pending = self.pending.split("\n", 1)
             out.append(self.take_line(line))
         if self.state == "inside" and not FENCE.startswith(self.pending.lstrip()[:3]):
-            out.append(self.held + self.pending)  # a partial line that cannot become the closing fence
+            out.append(self.held + self.pending)  # a partial line that cannot become a fence
             self.held = self.pending = ""
         return "".join(out)
 
     def take_line(self, line: str) -> str:
         if self.state == "inside":
-            if line.strip() == FENCE:
-                self.state = "after"
-                self.held = ""
+            if self.closes(line):
+                self.state, self.held = "after", ""
                 return ""
             return self.file_line(line)
-        if is_fence(line):  # the opening fence: whatever came before it was prose
-            self.state = "inside"
+        if fence_length(line):  # the opening fence: whatever came before it was prose
+            self.state, self.opening, self.fenced = "inside", fence_length(line), True
             return ""
         if not self.prose.strip() and line.strip() and line.strip() == self.first_line:
             self.state = "inside"  # bare code that starts like the original file
             return self.file_line(line)
         self.prose += line + "\n"
         return ""
+
+    def closes(self, line: str) -> bool:
+        """Whether a line of the reply inside the file closes it (else it is file content); tracks the file's
+        own code blocks."""
+        length = fence_length(line)
+        bare = length and line.strip() == "`" * length
+        if self.block:
+            if bare and length >= self.block:
+                self.block = 0
+            return False
+        if length and not bare:
+            self.block = length
+            return False
+        return bool(bare) and length >= self.opening
 
     def file_line(self, line: str) -> str:
         """A complete line of the file; its line break waits for what follows when it may be the fence's."""
@@ -96,7 +157,7 @@ class FileExtractor:
         """The rest at the end of the reply: an unclosed file's last partial line, or a reply without fences
         (then the whole reply is the file)."""
         rest, self.pending = self.pending, ""
-        if self.state == "inside" and rest.strip() == FENCE:
+        if self.state == "inside" and rest and self.closes(rest):
             self.state = "after"
         if self.state == "inside":
             return (self.held if rest else "") + rest

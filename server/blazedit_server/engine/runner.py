@@ -23,7 +23,7 @@ from . import loading
 from .backend import Backend
 from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
-from .prompt import FileExtractor, edit_messages
+from .prompt import FileExtractor, edit_messages, reply_start
 from .sampling import make_sampler
 from .speculative import StepResult, generate
 from .text import Detokenizer, StopStrings
@@ -270,7 +270,7 @@ class Engine:
         check_text(file, "file")
         check_text(instruction, "instruction")
         check_params(params)
-        prompt = self.encode_chat(edit_messages(file, instruction, language, path))
+        prompt = self.encode_edit(file, instruction, language, path)
         needed = params.max_new_tokens or len(self.tokenizer.encode(file, add_special_tokens=False)) + 16
         self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
         request = self.request(prompt, None, strategy, params, cancel)
@@ -311,9 +311,13 @@ class Engine:
 
     # --- helpers ---
 
-    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+    def encode_chat(self, messages: list[dict[str, str]], reply_start: str = "") -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.encode(text + reply_start, add_special_tokens=False)
+
+    def encode_edit(self, file: str, instruction: str, language: str | None, path: str | None) -> list[int]:
+        messages = edit_messages(file, instruction, language, path)
+        return self.encode_chat(messages, reply_start(file, language, path))
 
     def encode_prediction(self, prediction: str | None) -> list[int] | None:
         if prediction is None:
@@ -377,6 +381,8 @@ class Engine:
         rest = "" if finish == FinishReason.cancelled else pipe.finish()  # a cancelled edit is no file
         if rest:
             yield tally.add_text(rest)
+        if finish == FinishReason.stop and request.extractor is not None and request.extractor.incomplete:
+            finish = FinishReason.incomplete
         yield tally.finished(finish, len(request.prompt), drafter.passes)
 
 
