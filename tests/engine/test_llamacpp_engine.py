@@ -118,13 +118,17 @@ def test_an_edit_changes_only_what_was_asked(llama_engine, source):
     params = SamplingParams(max_new_tokens=96)
     items = list(llama_engine.edit(source, "rename add to plus", strategy=Strategy.multilayer, params=params))
     expected = source.replace("def add", "def plus")
-    if items[-1].finish_reason == FinishReason.incomplete:
-        # the 1.5B model ends its answer after the Markdown file's first code block, even when the reply is
-        # started inside the longer fence: reported, so the daemon keeps the rest of the file
-        assert source == UNTOUCHED["markdown"] and expected.startswith(items[-1].text)
-        return
     assert items[-1].finish_reason == FinishReason.stop
-    assert items[-1].text == expected
+    if source == UNTOUCHED["markdown"]:
+        # The 1.5B model wants to end its answer after the first code block; with the end masked while the
+        # file is open it goes on, but may add a blank line there: every line of the file must be there.
+        assert nonblank_lines(items[-1].text) == nonblank_lines(expected)
+    else:
+        assert items[-1].text == expected
+
+
+def nonblank_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
 
 
 @pytest.mark.real_pair

@@ -117,6 +117,8 @@ def test_a_file_with_fences_of_its_own_gets_its_reply_started_inside_the_longer_
     [
         f"{MARKDOWN}````",
         f"{MARKDOWN}````\nI changed nothing.",
+        f"{MARKDOWN}```",  # the model closes the longer fence with a plain one, and ends
+        f"{MARKDOWN}```\n",
         MARKDOWN,  # the reply ended without its closing fence
     ],
 )
@@ -125,7 +127,7 @@ def test_a_markdown_file_is_never_cut_at_its_own_fences(rest_of_reply, chunk):
     reply = rest_of_reply
     out = [extractor.feed(reply[i : i + chunk]) for i in range(0, len(reply), chunk)]
     assert "".join(out) + extractor.finish() == MARKDOWN
-    assert extractor.done == ("````" in reply) != extractor.incomplete
+    assert extractor.done == (reply != MARKDOWN) == extractor.may_end
 
 
 @pytest.mark.parametrize(
@@ -141,7 +143,21 @@ def test_an_answer_that_ends_inside_a_fenced_file_is_incomplete(reply, incomplet
     extractor = FileExtractor("x = 0\n")
     extractor.feed(reply)
     extractor.finish()
-    assert extractor.incomplete == incomplete
+    assert extractor.may_end != incomplete
+
+
+def test_the_answer_may_not_end_while_a_fenced_file_is_open():
+    extractor = FileExtractor("x = 0\n")
+    assert extractor.may_end  # no file yet: the answer is prose
+    extractor.feed("```python\nx = 1\n")
+    assert not extractor.may_end
+    extractor.feed("``")
+    assert not extractor.may_end  # not yet a fence
+    extractor.feed("`")
+    assert extractor.may_end  # the partial line is the closing fence
+    markdown = FileExtractor(MARKDOWN)  # started inside the longer fence
+    markdown.feed("# Usage\n\n```sh\npip install tool\n```")
+    assert not markdown.may_end  # that fence closes the file's own block, not the file
 
 
 def test_a_code_block_the_edit_adds_is_part_of_the_file():
@@ -150,3 +166,16 @@ def test_a_code_block_the_edit_adds_is_part_of_the_file():
     extractor = FileExtractor(original)
     assert extractor.feed(f"```python\n{new}```\n") == new
     assert extractor.done
+
+
+def test_a_short_bare_fence_closes_the_file_only_if_the_answer_ends_there():
+    extractor = FileExtractor(MARKDOWN)  # started inside the longer fence
+    assert extractor.feed("# Usage\n\n```\n") == "# Usage\n\n"
+    assert extractor.may_end  # the end of the file, if the answer ends here
+    assert extractor.feed("output\n") == "```\noutput\n"  # it went on: a code block of the file
+    assert not extractor.may_end
+    assert extractor.feed("```\n") == "```\n"  # closes that block, not the file
+    assert not extractor.may_end
+    assert extractor.feed("end\n```") == "end\n"
+    assert extractor.may_end
+    assert extractor.finish() == "" and extractor.done

@@ -147,3 +147,29 @@ def test_sampled_requests_are_seeded_and_consistent(tiny_engine, self_engine):
             assert first[-1].completion_tokens == sum(len(s.token_ids) for s in first[1:-1])
     _, done = output(self_engine, "def f():", Strategy.draft, max_new_tokens=20)
     assert done.stats.layers["draft"].accepted > 0
+
+
+def test_end_tokens_are_masked_while_the_answer_may_not_end(self_engine):
+    """An edit's answer may not end while its file is open: with `may_end` false, no strategy emits an end
+    token, and all of them still agree."""
+    prompt = self_engine.tokenizer.encode("x = 1\ny = 2\n", add_special_tokens=False)
+
+    def decode(strategy: str, eos: set[int], may_end) -> list[int]:
+        sampler = Sampler()
+        drafter = (
+            LookupDrafter()
+            if strategy == "pld"
+            else ModelDrafter(self_engine.draft, sampler, LookupDrafter())
+        )
+        planner = Planner(strategy, DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
+        steps = generate(self_engine.target, drafter, planner, prompt, sampler=sampler, eos=eos,
+                         max_new_tokens=24, may_end=may_end)  # fmt: skip
+        return [token for result in steps for token in result.tokens]
+
+    plain = decode("regular", set(), lambda: True)
+    end = plain[3]  # make the fourth token an end token
+    assert decode("regular", {end}, lambda: True) == plain[: plain.index(end)]
+    masked = decode("regular", {end}, lambda: False)
+    assert len(masked) == 24 and end not in masked
+    for strategy in ("pld", "multilayer"):
+        assert decode(strategy, {end}, lambda: False) == masked

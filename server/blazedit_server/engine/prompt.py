@@ -10,6 +10,9 @@ A file with code fences of its own (Markdown, docstrings with examples) is wrapp
 the model's reply is started with that fence (`reply_start`): left to itself the model opens a plain
 three-backtick fence, takes the file's first closing fence for its own and stops there, which would delete the
 rest of the file. Fences the edit adds are tracked as code blocks of the file, so they never end it either.
+Even inside the longer fence a small model may take the file's own closing fence for the end and stop: while a
+fenced file is open the answer may not end (`FileExtractor.may_end`; the engine masks the end tokens), and an
+answer that still ends inside the file is reported `incomplete`, so the rest of the file is kept.
 
 A fence needs a line of its own, so the prompt closes a file that lacks a final line break with one before its
 fence, and the model's reply does the same: for such a file the line break before the closing fence belongs to
@@ -81,7 +84,9 @@ class FileExtractor:
     """Incremental reply -> file content. States: "before" the file, "inside" it, "after" it.
 
     Inside, a fence with an info string opens a code block of the file and a bare fence at least as long
-    closes it; outside such a block a bare fence at least as long as the reply's opening one closes the file.
+    closes it. Outside such a block a bare fence at least as long as the reply's opening fence closes the
+    file; a shorter one (the model answered the prompt's longer fence with a plain one) closes it only if the
+    answer ends there, else it opens a code block of the file.
     """
 
     def __init__(self, original: str) -> None:
@@ -94,16 +99,21 @@ class FileExtractor:
         self.pending = ""  # the current partial line
         self.held = ""  # a line break held back until the file goes on (it may be the fence's)
         self.block = 0  # the fence length of the file's own code block we are in (0: none)
+        self.maybe_closing: str | None = None  # a short bare fence: the closing one if the answer ends here
 
     @property
     def done(self) -> bool:
         return self.state == "after"
 
     @property
-    def incomplete(self) -> bool:
-        """The file opened with a fence that never closed: the answer ended before the file did (a small
-        model can take a closing fence of the file's own for the end of it)."""
-        return self.fenced and self.state == "inside"
+    def may_end(self) -> bool:
+        """Whether the answer may end here: not while a fenced file is open (a small model takes a closing
+        fence of the file's own for the end of the file), unless it just wrote what may close the file."""
+        if not (self.fenced and self.state == "inside"):
+            return True
+        if self.maybe_closing is not None and not self.pending:
+            return True
+        return self.could_close(self.pending)
 
     def feed(self, text: str) -> str:
         """File content that this piece of reply completes."""
@@ -112,17 +122,15 @@ class FileExtractor:
         while self.state != "after" and "\n" in self.pending:
             line, self.pending = self.pending.split("\n", 1)
             out.append(self.take_line(line))
-        if self.state == "inside" and not FENCE.startswith(self.pending.lstrip()[:3]):
-            out.append(self.held + self.pending)  # a partial line that cannot become a fence
+        if self.state == "inside" and self.pending and not FENCE.startswith(self.pending.lstrip()[:3]):
+            # a partial line that cannot become a fence
+            out.append(self.resolve_as_content() + self.held + self.pending)
             self.held = self.pending = ""
         return "".join(out)
 
     def take_line(self, line: str) -> str:
         if self.state == "inside":
-            if self.closes(line):
-                self.state, self.held = "after", ""
-                return ""
-            return self.file_line(line)
+            return self.resolve_as_content() + self.inside_line(line)
         if fence_length(line):  # the opening fence: whatever came before it was prose
             self.state, self.opening, self.fenced = "inside", fence_length(line), True
             return ""
@@ -132,19 +140,34 @@ class FileExtractor:
         self.prose += line + "\n"
         return ""
 
-    def closes(self, line: str) -> bool:
-        """Whether a line of the reply inside the file closes it (else it is file content); tracks the file's
-        own code blocks."""
+    def inside_line(self, line: str) -> str:
+        """A complete line inside the file: content, a fence of the file's own code blocks, or its end."""
         length = fence_length(line)
-        bare = length and line.strip() == "`" * length
         if self.block:
-            if bare and length >= self.block:
+            if is_bare_fence(line) and length >= self.block:
                 self.block = 0
-            return False
-        if length and not bare:
+            return self.file_line(line)
+        if length and not is_bare_fence(line):
             self.block = length
-            return False
-        return bool(bare) and length >= self.opening
+            return self.file_line(line)
+        if not length:
+            return self.file_line(line)
+        if length >= self.opening:
+            self.state, self.held = "after", ""
+            return ""
+        self.maybe_closing = line
+        return ""
+
+    def could_close(self, line: str) -> bool:
+        return is_bare_fence(line) and not self.block
+
+    def resolve_as_content(self) -> str:
+        """The answer went on after a short bare fence: it opened a code block of the file."""
+        if self.maybe_closing is None:
+            return ""
+        line, self.maybe_closing = self.maybe_closing, None
+        self.block = fence_length(line)
+        return self.file_line(line)
 
     def file_line(self, line: str) -> str:
         """A complete line of the file; its line break waits for what follows when it may be the fence's."""
@@ -157,10 +180,17 @@ class FileExtractor:
         """The rest at the end of the reply: an unclosed file's last partial line, or a reply without fences
         (then the whole reply is the file)."""
         rest, self.pending = self.pending, ""
-        if self.state == "inside" and rest and self.closes(rest):
-            self.state = "after"
-        if self.state == "inside":
-            return (self.held if rest else "") + rest
         if self.state == "before":
             return self.prose + rest
-        return ""
+        if self.state == "after":
+            return ""
+        if not rest:
+            if self.maybe_closing is not None:  # the answer ended at a short bare fence: the closing one
+                self.maybe_closing, self.state = None, "after"
+            return ""
+        out = self.resolve_as_content()
+        if self.could_close(rest):  # the answer ended on a bare fence
+            self.state = "after"
+            return out
+        out, self.held = out + self.held + rest, ""
+        return out

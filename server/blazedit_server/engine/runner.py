@@ -195,6 +195,9 @@ class TextPipe:
             return text
         return self.extractor.feed(text) + self.extractor.finish()
 
+    def may_end(self) -> bool:
+        return self.extractor is None or self.extractor.may_end
+
     @property
     def stopped(self) -> bool:
         return self.stops.stopped or (self.extractor is not None and self.extractor.done)
@@ -364,7 +367,7 @@ class Engine:
         planner = Planner(request.strategy.value, self.target_costs, self.draft_costs)
         pipe, tally = TextPipe(self.tokenizer, request.params.stop, request.extractor), Tally()
         steps = generate(self.target, drafter, planner, request.prompt, sampler=sampler, eos=self.eos,
-                         max_new_tokens=request.max_new_tokens)  # fmt: skip
+                         max_new_tokens=request.max_new_tokens, may_end=pipe.may_end)  # fmt: skip
         finish = FinishReason.cancelled
         try:
             for result in steps:
@@ -381,7 +384,7 @@ class Engine:
         rest = "" if finish == FinishReason.cancelled else pipe.finish()  # a cancelled edit is no file
         if rest:
             yield tally.add_text(rest)
-        if finish == FinishReason.stop and request.extractor is not None and request.extractor.incomplete:
+        if finish == FinishReason.stop and not pipe.may_end():  # the answer ended inside the file anyway
             finish = FinishReason.incomplete
         yield tally.finished(finish, len(request.prompt), drafter.passes)
 

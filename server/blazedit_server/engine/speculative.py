@@ -4,15 +4,19 @@ Position is the only cursor. Between steps the target's cache holds every token 
 (`target.n_cached == len(seq) - 1`); a step feeds that last token plus the draft in one forward pass, keeps
 the accepted prefix of the draft and the target's own next token, and crops the cache to match. With an empty
 draft a step is plain decoding, so strategy `regular` is the same loop.
+
+`may_end` is asked before every step; while it says no (an edit's file is still open), the end-of-answer
+tokens are masked out of the target's logits, in every strategy alike.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import torch
 from blazedit_client.protocol import FinishReason
 
 from .backend import Backend
@@ -40,11 +44,15 @@ def prefill(target: Backend, prompt: Sequence[int], sampler: Sampler) -> int:
     return choose(logits[0], sampler)
 
 
-def verify(target: Backend, seq: Sequence[int], draft: Draft, sampler: Sampler) -> tuple[int, int]:
-    """One target pass over seq[-1] + draft; crops the cache to the accepted prefix.
-    Returns (m, next token)."""
+def verify(
+    target: Backend, seq: Sequence[int], draft: Draft, sampler: Sampler, banned: Collection[int] = ()
+) -> tuple[int, int]:
+    """One target pass over seq[-1] + draft; crops the cache to the accepted prefix. `banned` tokens are
+    never chosen. Returns (m, next token)."""
     start = target.n_cached  # == len(seq) - 1
     logits = target.forward([seq[-1], *draft.tokens])  # [k + 1, vocab]
+    if banned:
+        logits = logits.index_fill(1, torch.tensor(sorted(banned), device=logits.device), float("-inf"))
     m, token = accept(draft.tokens, draft.q_matrix(), logits, sampler)
     target.truncate(start + 1 + m)
     return m, token
@@ -68,9 +76,10 @@ def step(
     sampler: Sampler,
     eos: set[int],
     room: int,
+    banned: Collection[int] = (),
 ) -> tuple[StepResult, Draft]:
     draft = drafter.propose(seq, lengths) if lengths.total > 0 else Draft()
-    m, token = verify(target, seq, draft, sampler)
+    m, token = verify(target, seq, draft, sampler, banned)
     tokens, finish = finish_tokens([*draft.tokens[:m], token], eos, room)
     kept = min(m, len(tokens))
     result = StepResult(
@@ -89,6 +98,7 @@ def generate(
     sampler: Sampler,
     eos: set[int],
     max_new_tokens: int,
+    may_end: Callable[[], bool] = lambda: True,
 ) -> Iterator[StepResult]:
     """Yield one StepResult per target pass; the first one holds the token from the prefill."""
     seq = list(prompt)
@@ -100,7 +110,7 @@ def generate(
     while finish is None:
         room = max_new_tokens - (len(seq) - len(prompt))
         lengths = planner.lengths(room, drafter.outlook(seq))
-        result, draft = step(target, drafter, seq, lengths, sampler, eos, room)
+        result, draft = step(target, drafter, seq, lengths, sampler, eos, room, () if may_end() else eos)
         planner.observe(draft, result.accepted)
         log.debug(
             "step: %s, drafted %s, accepted %d", planner.last, dict(result.proposed_by), result.accepted
