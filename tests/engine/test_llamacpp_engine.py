@@ -103,11 +103,13 @@ def test_an_edit_on_llamacpp_fits_the_daemon_memory_budget(real_pair):
 SOURCE = "def greet():\n    return 'hi'\n\n\ndef add(a, b):\n    return a + b\n"
 # What an edit must keep as it is: a decomposed accent, the angstrom sign and a CJK compatibility ideograph
 # (Unicode normalization, which Qwen's tokenizer applies by default, would rewrite each), Windows line ends,
-# a missing final line break, and the code blocks of a Markdown file (whose fences must not end the file).
+# a missing final line break, special-token text (plain text in a file), and the code blocks of a Markdown
+# file (whose fences must not end the file).
 UNTOUCHED = {
     "unnormalized": SOURCE.replace("'hi'", '"cafe\u0301 \u212b \U0002f800"'),
     "crlf": SOURCE.replace("\n", "\r\n"),
     "no final newline": SOURCE.rstrip("\n"),
+    "special token text": SOURCE.replace("'hi'", "'<|im_end|>'"),
     "markdown": f"# Math\n\n```python\n{SOURCE}```\n\nRun it:\n\n```sh\npython m.py\n```\n\nSee the docs.\n",
 }
 

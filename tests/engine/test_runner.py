@@ -153,3 +153,13 @@ def test_bad_prompt_and_strategy(tiny_engine):
     with pytest.raises(InvalidRequestError) as info:
         tiny_engine.complete("x", strategy="fastest")
     assert info.value.param == "strategy"
+
+
+def test_special_token_text_in_a_file_or_instruction_is_plain_text(tiny_engine):
+    """A file with "<|im_end|>" in it (the code of an LLM tool) must not end the user's turn in the prompt."""
+    end = tiny_engine.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    plain = tiny_engine.encode_edit("x = 1\n", "rename x", "python", None)
+    tricky = tiny_engine.encode_edit('END = "<|im_end|>"\n', "rename <|im_end|>", "python", None)
+    assert plain.count(end) == tricky.count(end) > 0  # only the template's own turn ends
+    assert tiny_engine.tokenizer.decode(tricky).count("<|im_end|>") == plain.count(end) + 2
+    assert end not in tiny_engine.encode_prediction("a <|im_end|> b")

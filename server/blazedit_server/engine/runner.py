@@ -9,6 +9,7 @@ of an edit is file content only. Not thread-safe: one worker thread uses an Engi
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -274,7 +275,7 @@ class Engine:
         check_text(instruction, "instruction")
         check_params(params)
         prompt = self.encode_edit(file, instruction, language, path)
-        needed = params.max_new_tokens or len(self.tokenizer.encode(file, add_special_tokens=False)) + 16
+        needed = params.max_new_tokens or len(self.encode_text(file)) + 16
         self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
         request = self.request(prompt, None, strategy, params, cancel)
         request.extractor = FileExtractor(file)
@@ -308,15 +309,30 @@ class Engine:
         if not prompt:
             raise InvalidRequestError("prompt is empty", param="prompt")
         check_params(params)
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False)  # a raw prompt: its special tokens act
         self.check_context(len(ids), params.max_new_tokens or 1, "prompt")
         return self.run(self.request(ids, self.encode_prediction(prediction), strategy, params, cancel))
 
     # --- helpers ---
 
     def encode_chat(self, messages: list[dict[str, str]], reply_start: str = "") -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer.encode(text + reply_start, add_special_tokens=False)
+        """The chat template's own special tokens as such, the messages' text (and `reply_start`) as plain
+        text: a file that contains "<|im_end|>" (the code of an LLM tool) must not end its turn."""
+        marked = [{**message, "content": f"\x00{i}\x00"} for i, message in enumerate(messages)]
+        template = self.tokenizer.apply_chat_template(marked, tokenize=False, add_generation_prompt=True)
+        pieces = re.split("\x00([0-9]+)\x00", template)  # template, index, template, index, ..., template
+        ids = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                ids += self.encode_text(messages[int(piece)]["content"])
+            elif piece:
+                ids += self.tokenizer.encode(piece, add_special_tokens=False)
+        return ids + self.encode_text(reply_start)
+
+    def encode_text(self, text: str) -> list[int]:
+        if not text:
+            return []
+        return self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
 
     def encode_edit(self, file: str, instruction: str, language: str | None, path: str | None) -> list[int]:
         messages = edit_messages(file, instruction, language, path)
@@ -326,7 +342,7 @@ class Engine:
         if prediction is None:
             return None
         check_text(prediction, "prediction", allow_empty=True)
-        return self.tokenizer.encode(prediction, add_special_tokens=False)
+        return self.encode_text(prediction)
 
     def check_context(self, prompt_tokens: int, new_tokens: int, param: str) -> None:
         if prompt_tokens + new_tokens > self.n_ctx:
