@@ -7,7 +7,8 @@ import threading
 import pytest
 from blazedit_client.errors import ContextLengthError, EngineError, InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
-from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step
+from blazedit_server.engine.prompt import FileExtractor
+from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step, TextPipe
 
 CODE = (
     "def add(a, b):\n    return a + b\n\n\n"
@@ -163,3 +164,16 @@ def test_special_token_text_in_a_file_or_instruction_is_plain_text(tiny_engine):
     assert plain.count(end) == tricky.count(end) > 0  # only the template's own turn ends
     assert tiny_engine.tokenizer.decode(tricky).count("<|im_end|>") == plain.count(end) + 2
     assert end not in tiny_engine.encode_prediction("a <|im_end|> b")
+
+
+def test_the_answer_may_end_only_where_the_file_can_close(tiny_engine):
+    """Per position of a step: the end tokens are masked while the fenced file is open."""
+    pipe = TextPipe(tiny_engine.tokenizer, (), FileExtractor("x = 0\n"))
+    encode = tiny_engine.encode_text
+    pipe.feed(encode("```python\nx = 1\n"))
+    draft = encode("y = 2\n```")
+    allowed = pipe.may_end(draft)
+    assert len(allowed) == len(draft) + 1
+    assert allowed[-1] and not any(allowed[:-1])  # only after the closing fence
+    assert pipe.may_end()[0] is False  # the probe left the pipe as it was
+    assert TextPipe(tiny_engine.tokenizer, (), None).may_end(draft) == [True] * len(allowed)

@@ -166,10 +166,12 @@ def test_end_tokens_are_masked_while_the_answer_may_not_end(self_engine):
                          max_new_tokens=24, may_end=may_end)  # fmt: skip
         return [token for result in steps for token in result.tokens]
 
-    plain = decode("regular", set(), lambda: True)
+    anywhere = lambda draft: [True] * (len(draft) + 1)  # noqa: E731
+    nowhere = lambda draft: [False] * (len(draft) + 1)  # noqa: E731
+    plain = decode("regular", set(), anywhere)
     end = plain[3]  # make the fourth token an end token
-    assert decode("regular", {end}, lambda: True) == plain[: plain.index(end)]
-    masked = decode("regular", {end}, lambda: False)
+    assert decode("regular", {end}, anywhere) == plain[: plain.index(end)]
+    masked = decode("regular", {end}, nowhere)
     assert len(masked) == 24 and end not in masked
     for strategy in ("pld", "multilayer"):
-        assert decode(strategy, {end}, lambda: False) == masked
+        assert decode(strategy, {end}, nowhere) == masked

@@ -8,6 +8,7 @@ of an edit is file content only. Not thread-safe: one worker thread uses an Engi
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
@@ -182,6 +183,7 @@ class TextPipe:
     """Token ids -> detokenized text -> stop strings -> (edit) file content."""
 
     def __init__(self, tokenizer: Any, stops: Sequence[str], extractor: FileExtractor | None) -> None:
+        self.tokenizer = tokenizer
         self.detok = Detokenizer(tokenizer.backend_tokenizer)
         self.stops = StopStrings(stops)
         self.extractor = extractor
@@ -196,8 +198,17 @@ class TextPipe:
             return text
         return self.extractor.feed(text) + self.extractor.finish()
 
-    def may_end(self) -> bool:
-        return self.extractor is None or self.extractor.may_end
+    def may_end(self, draft: Sequence[int] = ()) -> list[bool]:
+        """Whether the answer may end before draft[0], ..., after draft[-1] (one entry per position a step
+        verifies): a probe copy of the extractor reads the draft token by token."""
+        if self.extractor is None:
+            return [True] * (len(draft) + 1)
+        probe = copy.deepcopy(self.extractor)
+        allowed = [probe.may_end]
+        for token in draft:
+            probe.feed(self.tokenizer.decode([token]))
+            allowed.append(probe.may_end)
+        return allowed
 
     @property
     def stopped(self) -> bool:
@@ -400,7 +411,7 @@ class Engine:
         rest = "" if finish == FinishReason.cancelled else pipe.finish()  # a cancelled edit is no file
         if rest:
             yield tally.add_text(rest)
-        if finish == FinishReason.stop and not pipe.may_end():  # the answer ended inside the file anyway
+        if finish == FinishReason.stop and not pipe.may_end()[0]:  # the answer ended inside the file anyway
             finish = FinishReason.incomplete
         yield tally.finished(finish, len(request.prompt), drafter.passes)
 

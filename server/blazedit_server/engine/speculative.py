@@ -5,8 +5,9 @@ Position is the only cursor. Between steps the target's cache holds every token 
 the accepted prefix of the draft and the target's own next token, and crops the cache to match. With an empty
 draft a step is plain decoding, so strategy `regular` is the same loop.
 
-`may_end` is asked before every step; while it says no (an edit's file is still open), the end-of-answer
-tokens are masked out of the target's logits, in every strategy alike.
+`may_end(draft)` says, for each position a step verifies, whether the answer may end there; where it may not
+(an edit's file is still open), the end-of-answer tokens are masked out of the target's logits at that
+position, in every strategy alike.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from .policy import Planner
 from .sampling import Sampler, accept, choose
 
 log = logging.getLogger(__name__)
+
+Bans = tuple[Sequence[int], Collection[int]]  # (rows of a step's logits, tokens never chosen there)
+EndCheck = Callable[[Sequence[int]], Sequence[bool]]  # draft -> whether the answer may end at each position
 
 
 @dataclass
@@ -45,14 +49,20 @@ def prefill(target: Backend, prompt: Sequence[int], sampler: Sampler) -> int:
 
 
 def verify(
-    target: Backend, seq: Sequence[int], draft: Draft, sampler: Sampler, banned: Collection[int] = ()
+    target: Backend, seq: Sequence[int], draft: Draft, sampler: Sampler, bans: Bans = ((), ())
 ) -> tuple[int, int]:
-    """One target pass over seq[-1] + draft; crops the cache to the accepted prefix. `banned` tokens are
-    never chosen. Returns (m, next token)."""
+    """One target pass over seq[-1] + draft; crops the cache to the accepted prefix. `bans` = (rows, tokens):
+    those tokens are never chosen at those rows. Returns (m, next token)."""
     start = target.n_cached  # == len(seq) - 1
     logits = target.forward([seq[-1], *draft.tokens])  # [k + 1, vocab]
-    if banned:
-        logits = logits.index_fill(1, torch.tensor(sorted(banned), device=logits.device), float("-inf"))
+    rows, tokens = bans
+    if rows and tokens:
+        logits = logits.clone()  # the backend's own tensor may be read-only (inference mode)
+        index = (
+            torch.tensor(rows, device=logits.device)[:, None],
+            torch.tensor(sorted(tokens), device=logits.device),
+        )
+        logits[index] = float("-inf")
     m, token = accept(draft.tokens, draft.q_matrix(), logits, sampler)
     target.truncate(start + 1 + m)
     return m, token
@@ -76,10 +86,11 @@ def step(
     sampler: Sampler,
     eos: set[int],
     room: int,
-    banned: Collection[int] = (),
+    may_end: EndCheck = lambda draft: [True] * (len(draft) + 1),
 ) -> tuple[StepResult, Draft]:
     draft = drafter.propose(seq, lengths) if lengths.total > 0 else Draft()
-    m, token = verify(target, seq, draft, sampler, banned)
+    rows = [i for i, allowed in enumerate(may_end(draft.tokens)) if not allowed]
+    m, token = verify(target, seq, draft, sampler, (rows, eos))
     tokens, finish = finish_tokens([*draft.tokens[:m], token], eos, room)
     kept = min(m, len(tokens))
     result = StepResult(
@@ -98,7 +109,7 @@ def generate(
     sampler: Sampler,
     eos: set[int],
     max_new_tokens: int,
-    may_end: Callable[[], bool] = lambda: True,
+    may_end: EndCheck = lambda draft: [True] * (len(draft) + 1),
 ) -> Iterator[StepResult]:
     """Yield one StepResult per target pass; the first one holds the token from the prefill."""
     seq = list(prompt)
@@ -110,7 +121,7 @@ def generate(
     while finish is None:
         room = max_new_tokens - (len(seq) - len(prompt))
         lengths = planner.lengths(room, drafter.outlook(seq))
-        result, draft = step(target, drafter, seq, lengths, sampler, eos, room, () if may_end() else eos)
+        result, draft = step(target, drafter, seq, lengths, sampler, eos, room, may_end)
         planner.observe(draft, result.accepted)
         log.debug(
             "step: %s, drafted %s, accepted %d", planner.last, dict(result.proposed_by), result.accepted
