@@ -13,7 +13,7 @@ from blazedit_server.engine.drafters import (
     Outlook,
     PromptLookup,
 )
-from blazedit_server.engine.sampling import Sampler, accept_greedy
+from blazedit_server.engine.sampling import Sampler, accept_greedy, accept_sampled, make_sampler
 
 # a reference "file": distinct tokens, so every position is unambiguous unless a test repeats some
 FILE = list(range(100, 120))
@@ -163,3 +163,13 @@ def test_without_survival_rates_the_draft_model_writes_the_whole_length():
     drafter = ModelDrafter(Scripted([1.0] + [0.1] * 10), Sampler())
     drafter.start([1, 2, 3])
     assert len(drafter.propose([1, 2, 3], Lengths(10)).tokens) == 10
+
+
+def test_banned_tokens_are_never_chosen_at_their_rows():
+    logits = torch.tensor([[0.0, 5.0, 1.0], [0.0, 5.0, 1.0]])  # token 1 (an end token, say) is the favourite
+    assert accept_greedy([1], logits) == (1, 1)
+    assert accept_greedy([1], logits, bans=([0], {1})) == (0, 2)  # banned at row 0: 2 is the next best
+    assert accept_greedy([1], logits, bans=([1], {1})) == (1, 2)
+    sampler = make_sampler(1.0, 1.0, seed=0)
+    drawn = {accept_sampled([], None, logits[:1], sampler, bans=([0], {1}))[1] for _ in range(200)}
+    assert drawn == {0, 2}

@@ -7,7 +7,7 @@ token: the output is exactly what plain greedy decoding gives. Sampling keeps th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -57,10 +57,20 @@ def choose(logits: torch.Tensor, sampler: Sampler) -> int:
     return sample(probabilities(logits[None], sampler)[0], sampler)
 
 
-def accept_greedy(draft: Sequence[int], logits: torch.Tensor) -> tuple[int, int]:
+Bans = tuple[Sequence[int], Collection[int]]  # (rows of a step's logits, tokens never chosen there)
+NO_BANS: Bans = ((), ())
+
+
+def accept_greedy(draft: Sequence[int], logits: torch.Tensor, bans: Bans = NO_BANS) -> tuple[int, int]:
     """draft [k], target logits [k + 1, vocab] (row i predicts the token after draft[:i]).
     Returns (m, token): draft[:m] matches the target's argmax, token = argmax at row m."""
     best = logits.argmax(dim=-1).tolist()
+    rows, tokens = bans
+    for row in rows:
+        if best[row] in tokens:  # only then does the ban change the choice: copy just that row
+            allowed = logits[row].clone()
+            allowed[list(tokens)] = -torch.inf
+            best[row] = int(allowed.argmax())
     m = 0
     while m < len(draft) and draft[m] == best[m]:
         m += 1
@@ -68,7 +78,7 @@ def accept_greedy(draft: Sequence[int], logits: torch.Tensor) -> tuple[int, int]
 
 
 def accept_sampled(
-    draft: Sequence[int], q: torch.Tensor | None, logits: torch.Tensor, sampler: Sampler
+    draft: Sequence[int], q: torch.Tensor | None, logits: torch.Tensor, sampler: Sampler, bans: Bans = NO_BANS
 ) -> tuple[int, int]:
     """Speculative sampling. draft [k]; q [k, vocab] the draft model's distributions, or None for
     prompt-lookup drafts (which have none); target logits [k + 1, vocab]. Returns (m, token) as
@@ -80,6 +90,11 @@ def accept_sampled(
     stop. If all k are accepted, emit a sample of p_k.
     """
     p = probabilities(logits, sampler)  # [k + 1, vocab]
+    rows, tokens = bans
+    if rows and tokens:
+        index = torch.tensor(rows)
+        p[index[:, None], torch.tensor(sorted(tokens))] = 0.0
+        p[index] /= p[index].sum(dim=-1, keepdim=True)
     for i, x in enumerate(draft):
         if q is None:
             y = sample(p[i], sampler)
@@ -96,8 +111,8 @@ def accept_sampled(
 
 
 def accept(
-    draft: Sequence[int], q: torch.Tensor | None, logits: torch.Tensor, sampler: Sampler
+    draft: Sequence[int], q: torch.Tensor | None, logits: torch.Tensor, sampler: Sampler, bans: Bans = NO_BANS
 ) -> tuple[int, int]:
     if sampler.greedy:
-        return accept_greedy(draft, logits)
-    return accept_sampled(draft, q, logits, sampler)
+        return accept_greedy(draft, logits, bans)
+    return accept_sampled(draft, q, logits, sampler, bans)

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import torch
 from blazedit_client.protocol import FinishReason
 
 from .backend import Backend
 from .drafters import Draft, Drafter, Lengths
 from .policy import Planner
-from .sampling import Sampler, accept, choose
+from .sampling import NO_BANS, Bans, Sampler, accept, choose
 
 log = logging.getLogger(__name__)
-
-Bans = tuple[Sequence[int], Collection[int]]  # (rows of a step's logits, tokens never chosen there)
 EndCheck = Callable[[Sequence[int]], Sequence[bool]]  # draft -> whether the answer may end at each position
 
 
@@ -49,21 +46,13 @@ def prefill(target: Backend, prompt: Sequence[int], sampler: Sampler) -> int:
 
 
 def verify(
-    target: Backend, seq: Sequence[int], draft: Draft, sampler: Sampler, bans: Bans = ((), ())
+    target: Backend, seq: Sequence[int], draft: Draft, sampler: Sampler, bans: Bans = NO_BANS
 ) -> tuple[int, int]:
     """One target pass over seq[-1] + draft; crops the cache to the accepted prefix. `bans` = (rows, tokens):
     those tokens are never chosen at those rows. Returns (m, next token)."""
     start = target.n_cached  # == len(seq) - 1
     logits = target.forward([seq[-1], *draft.tokens])  # [k + 1, vocab]
-    rows, tokens = bans
-    if rows and tokens:
-        logits = logits.clone()  # the backend's own tensor may be read-only (inference mode)
-        index = (
-            torch.tensor(rows, device=logits.device)[:, None],
-            torch.tensor(sorted(tokens), device=logits.device),
-        )
-        logits[index] = float("-inf")
-    m, token = accept(draft.tokens, draft.q_matrix(), logits, sampler)
+    m, token = accept(draft.tokens, draft.q_matrix(), logits, sampler, bans)
     target.truncate(start + 1 + m)
     return m, token
 
