@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write and finished.finish_reason != FinishReason.stop:
         raise InvalidRequestError(
             f"the edit did not finish ({finished.finish_reason.value}); {args.file} is left unchanged",
-            param="max_tokens",
+            param="max_tokens" if finished.finish_reason == FinishReason.length else None,
         )
     if args.diff:
         name = str(args.file)
