@@ -1,8 +1,7 @@
 """blazedit's language server: `workspace/executeCommand` for `blazedit.edit`, `blazedit.editFromComment` and
 `blazedit.cancel`, `textDocument/codeAction`, and the document sync and progress messages they rely on.
 
-Handlers are thin: what to edit comes from blazedit_client.lines import file_lines
-from blazedit_lsp.instructions, the edit itself runs in
+Handlers are thin: what to edit comes from blazedit_lsp.instructions, the edit itself runs in
 blazedit_lsp.session (one per document), settings come from blazedit_lsp.options. Documents are synced in
 full so that the server's copy is exactly the editor's (no line-splitting differences). Every failure is
 shown with `window/showMessage` and answered with an `error` result; the document is then left as it is.

@@ -45,6 +45,14 @@ from blazedit_lsp.options import Options
 
 logger = logging.getLogger(__name__)
 
+# Edits that ended before the model reached the end of the file: what was settled is applied, the rest stays.
+PARTIAL = {
+    FinishReason.length: "the model reached its token limit: only the changes it completed were applied",
+    FinishReason.incomplete: (
+        "the model ended before the end of the file: the rest of the file was left as it was"
+    ),
+}
+
 APPLY_ATTEMPTS = 3  # a batch the editor refused (stale version) is rebased and sent again this often
 SETTLE_TIMEOUT = 3.0  # seconds to wait for the didChange that shows an applied edit (Neovim debounces it)
 
@@ -274,12 +282,8 @@ class EditSession:
 
     def _result(self, finish: FinishReason) -> EditResult:
         applied = self._applied_count()
-        if finish is FinishReason.length:
-            message = "the model reached its token limit: only the changes it completed were applied"
-            self._show(types.MessageType.Warning, f"blazedit: {message}")
-            return EditResult("partial", applied, self._skipped, message)
-        if finish is FinishReason.incomplete:
-            message = "the model ended before the end of the file: the rest of the file was left as it was"
+        if finish in PARTIAL:
+            message = PARTIAL[finish]
             self._show(types.MessageType.Warning, f"blazedit: {message}")
             return EditResult("partial", applied, self._skipped, message)
         if finish is FinishReason.cancelled:

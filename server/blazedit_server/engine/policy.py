@@ -159,6 +159,8 @@ class Planner:
         self.copy_first, self.copy_rate = copy_priors(), Rate(19.0, 1.0)
         self.target_rate, self.round_rate = Rate(), Rate()
         self.written = written_priors()
+        # what one more drafted token adds to a verification, on average over the longest drafts
+        self.wider = (target(MAX_DRAFT + 1) - target(2)) / (MAX_DRAFT - 1)
         self.last = Lengths(0)
         self.last_bucket = 0
 
@@ -193,9 +195,10 @@ class Planner:
         seconds = self.target(k + 1) + per_token * k + catch_up
         speed = expected_tokens(k, rate) / seconds
         # one more token costs a draft pass and a wider verification; it pays while it survives often enough
-        wider = (self.target(MAX_DRAFT + 1) - self.target(2)) / (MAX_DRAFT - 1)
-        keep = tuple(rate.value for rate in self.written)
-        return Option(Lengths(cap, per_round, keep=keep, stop_below=speed * (self.draft(1) + wider)), speed)
+        keep = tuple(written.value for written in self.written)
+        return Option(
+            Lengths(cap, per_round, keep=keep, stop_below=speed * (self.draft(1) + self.wider)), speed
+        )
 
     def observe(self, draft: Draft, accepted: int) -> None:
         """A verified step: `accepted` tokens of the draft kept."""

@@ -142,15 +142,13 @@ class FileExtractor:
 
     def inside_line(self, line: str) -> str:
         """A complete line inside the file: content, a fence of the file's own code blocks, or its end."""
-        length = fence_length(line)
+        length, bare = fence_length(line), is_bare_fence(line)
         if self.block:
-            if is_bare_fence(line) and length >= self.block:
+            if bare and length >= self.block:
                 self.block = 0
             return self.file_line(line)
-        if length and not is_bare_fence(line):
+        if not bare:  # plain content, or a fence with an info string: it opens a code block of the file
             self.block = length
-            return self.file_line(line)
-        if not length:
             return self.file_line(line)
         if length >= self.opening:
             self.state, self.held = "after", ""

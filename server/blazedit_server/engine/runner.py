@@ -27,7 +27,7 @@ from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
 from .prompt import FileExtractor, edit_messages, reply_start
 from .sampling import make_sampler
-from .speculative import StepResult, generate
+from .speculative import StepResult, anywhere, generate
 from .text import Detokenizer, StopStrings
 
 log = logging.getLogger(__name__)
@@ -202,9 +202,9 @@ class TextPipe:
         """Whether the answer may end before draft[0], ..., after draft[-1] (one entry per position a step
         verifies): a probe copy of the extractor reads the draft token by token."""
         if self.extractor is None:
-            return [True] * (len(draft) + 1)
-        probe = copy.deepcopy(self.extractor)
-        allowed = [probe.may_end]
+            return anywhere(draft)
+        allowed = [self.extractor.may_end]
+        probe = copy.deepcopy(self.extractor) if draft else self.extractor
         for token in draft:
             probe.feed(self.tokenizer.decode([token]))
             allowed.append(probe.may_end)
@@ -341,8 +341,6 @@ class Engine:
         return ids + self.encode_text(reply_start)
 
     def encode_text(self, text: str) -> list[int]:
-        if not text:
-            return []
         return self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
 
     def encode_edit(self, file: str, instruction: str, language: str | None, path: str | None) -> list[int]:
@@ -411,7 +409,7 @@ class Engine:
         rest = "" if finish == FinishReason.cancelled else pipe.finish()  # a cancelled edit is no file
         if rest:
             yield tally.add_text(rest)
-        if finish == FinishReason.stop and not pipe.may_end()[0]:  # the answer ended inside the file anyway
+        if finish == FinishReason.stop and not all(pipe.may_end()):  # the answer ended inside the file anyway
             finish = FinishReason.incomplete
         yield tally.finished(finish, len(request.prompt), drafter.passes)
 

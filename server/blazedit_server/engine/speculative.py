@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 EndCheck = Callable[[Sequence[int]], Sequence[bool]]  # draft -> whether the answer may end at each position
 
 
+def anywhere(draft: Sequence[int]) -> list[bool]:
+    """The answer may end at every position (no file to keep open)."""
+    return [True] * (len(draft) + 1)
+
+
 @dataclass
 class StepResult:
     tokens: list[int]  # added to the output (an end-of-answer token is not part of the output)
@@ -75,7 +80,7 @@ def step(
     sampler: Sampler,
     eos: set[int],
     room: int,
-    may_end: EndCheck = lambda draft: [True] * (len(draft) + 1),
+    may_end: EndCheck = anywhere,
 ) -> tuple[StepResult, Draft]:
     draft = drafter.propose(seq, lengths) if lengths.total > 0 else Draft()
     rows = [i for i, allowed in enumerate(may_end(draft.tokens)) if not allowed]
@@ -98,7 +103,7 @@ def generate(
     sampler: Sampler,
     eos: set[int],
     max_new_tokens: int,
-    may_end: EndCheck = lambda draft: [True] * (len(draft) + 1),
+    may_end: EndCheck = anywhere,
 ) -> Iterator[StepResult]:
     """Yield one StepResult per target pass; the first one holds the token from the prefill."""
     seq = list(prompt)
