@@ -4,6 +4,8 @@ checkpoint's pages resident."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from blazedit_server.engine.hf import HFBackend, PackedLinear
@@ -62,7 +64,7 @@ def test_bf16_keeps_plain_linear_layers(tmp_path) -> None:
 
 
 def resident_file_bytes() -> int:
-    status = open("/proc/self/status").read()
+    status = Path("/proc/self/status").read_text()
     return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("RssFile:"))
 
 
