@@ -1,9 +1,9 @@
 """Cost-aware draft lengths.
 
-A forward pass over n tokens is not free on a CPU (the 1.5B target: about 343 ms for 1 token, 768 ms for 16,
-1056 ms for 32, on transformers fp32; on llama.cpp a pass over n tokens costs almost n one-token passes up to
-n = 8), so the longest draft is not the fastest. `Costs` holds T(n), measured for each model at load
-(`calibrate`); `best_length` picks the draft length k that maximises expected tokens per second for the
+A forward pass over n tokens is not free on a CPU (the 1.5B target on 2 cores: 0.25 s for 1 token, 0.34 s for
+16, 0.56 s for 32 on transformers fp32; 33 ms, 248 ms and 418 ms on llama.cpp), so the longest draft is not
+the fastest. `Costs` holds T(n), measured for each model at load (`calibrate`); `best_length` picks the draft
+length k, among the sizes measured (`candidate_lengths`), that maximises expected tokens per second for the
 acceptance seen so far in the request:
 
     E[tokens | k] = 1 + f (1 + a + a^2 + ... + a^(k-1))   (the first draft token survives with rate f, each
@@ -22,7 +22,6 @@ is accepted / (accepted + rejections), started from a prior so the first steps a
 from __future__ import annotations
 
 import bisect
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,10 @@ from dataclasses import dataclass
 from .backend import Backend
 from .drafters import CONFIDENCE_BUCKETS, Draft, Lengths, Outlook, confidence_bucket
 
-CALIBRATION_SIZES = (1, 2, 4, 8, 16, 32, 64)
+# Pass sizes timed at load, and the sizes a step is planned at. Between them a pass can cost more than at the
+# next measured size: llama.cpp's CPU kernels take rows in blocks (1.5B, 2 cores: T(7) 153 ms, T(8) 209,
+# T(15) 302, T(16) 248, T(31) 468, T(32) 418), so interpolation would misprice every size it did not time.
+CALIBRATION_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64)
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,20 @@ def expected_tokens(k: int, rate: float, first: float | None = None) -> float:
     return 1.0 + first * sum(rate**i for i in range(k))
 
 
+def candidate_lengths(costs: Costs, max_len: int) -> list[int]:
+    """The draft lengths a step is priced at: those whose pass (k + 1 tokens) was timed, none, and max_len
+    (a drafter that has no more to offer)."""
+    return sorted({0, max_len} | {n - 1 for n in costs.sizes if 0 < n - 1 <= max_len})
+
+
 def best_length(
     costs: Costs, rate: float, max_len: int, per_token: float = 0.0, first: float | None = None
 ) -> int:
-    """The draft length in [0, max_len] that maximises expected tokens per second (module docstring)."""
+    """The candidate draft length up to max_len that maximises expected tokens per second (module
+    docstring)."""
     return max(
-        range(max_len + 1), key=lambda k: expected_tokens(k, rate, first) / (costs(k + 1) + per_token * k)
+        candidate_lengths(costs, max_len),
+        key=lambda k: expected_tokens(k, rate, first) / (costs(k + 1) + per_token * k),
     )
 
 
@@ -89,13 +99,13 @@ def measure(
     backend: Backend, sizes: Sequence[int] = CALIBRATION_SIZES, context: int = 64, repeats: int = 2
 ) -> Costs:
     """Time forward passes of each size after a short context, the way the loop runs them. The fastest of
-    `repeats` runs, made non-decreasing in n, damps noise from other processes."""
+    `repeats` runs damps noise from other processes; a wider pass may cost less (CALIBRATION_SIZES)."""
     backend.reset()
     backend.forward([0] * context, logits_from=context - 1)
     backend.forward([0], logits_from=0)  # warm-up
     seconds = [min(time_forward(backend, context, n) for _ in range(repeats)) for n in sizes]
     backend.reset()
-    return Costs(tuple(sizes), tuple(itertools.accumulate(seconds, max)))
+    return Costs(tuple(sizes), tuple(seconds))
 
 
 def time_forward(backend: Backend, context: int, n: int) -> float:
