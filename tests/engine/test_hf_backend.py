@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from blazedit_server.engine.hf import HFBackend, PackedLinear
+from blazedit_server.engine.hf import HFBackend, PackedLinear, read_weight
+from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 TOKENS = [5, 17, 42, 8, 99, 3, 64, 21, 7, 12]
@@ -77,3 +78,15 @@ def test_packing_leaves_no_checkpoint_pages_resident(tmp_path) -> None:
     backend = HFBackend.load(tmp_path, device="cpu", dtype="float32")
     backend.forward(TOKENS)
     assert resident_file_bytes() - before < weights / 4
+
+
+def test_a_checkpoint_tensor_that_is_not_the_loaded_weight_is_not_used(tmp_path) -> None:
+    """A loader may convert a tensor on load (same name, other values): the model's own weight wins."""
+    linear = torch.nn.Linear(8, 4)
+    save_file({"same": linear.weight.detach().clone(), "other": torch.randn(4, 8), "wide": torch.randn(4, 9)},
+              tmp_path / "w.safetensors")  # fmt: skip
+    same = read_weight(tmp_path / "w.safetensors", "same", linear)
+    assert torch.equal(same, linear.weight) and same.data_ptr() != linear.weight.data_ptr()
+    assert read_weight(tmp_path / "w.safetensors", "other", linear) is linear.weight
+    assert read_weight(tmp_path / "w.safetensors", "wide", linear) is linear.weight
+    assert read_weight(None, "absent", linear) is linear.weight

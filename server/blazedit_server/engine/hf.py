@@ -94,13 +94,15 @@ def prepack_linears(model: torch.nn.Module, hf_dir: Path) -> None:
 
 
 def read_weight(file: Path | None, key: str, linear: torch.nn.Linear) -> torch.Tensor:
+    """The checkpoint's tensor for this layer, if it is the layer's weight: a loader that reshaped or
+    converted it on load (first rows differ) keeps its own version, read from the model."""
     if file is None:
         return linear.weight
     with safe_open(file, "pt") as f:
-        weight = f.get_tensor(key)
-    if weight.shape != linear.weight.shape:
+        weight = f.get_tensor(key).to(linear.weight.dtype)
+    if weight.shape != linear.weight.shape or not torch.equal(weight[:1], linear.weight[:1]):
         return linear.weight
-    return weight.to(linear.weight.dtype)
+    return weight
 
 
 def crop_cache(cache: DynamicCache, n: int) -> None:
