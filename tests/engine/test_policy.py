@@ -212,3 +212,11 @@ def test_measure_times_every_size_of_a_backend(tiny_engine):
     assert costs.sizes == (1, 4, 16)
     assert all(s > 0 for s in costs.seconds)
     assert tiny_engine.target.n_cached == 0  # the cache is left empty for the next request
+
+
+def test_the_answers_opening_is_copied_even_where_copies_must_earn_their_cost():
+    """llama.cpp-like costs, where k tokens cost ~k one-token passes: an anchor with a few tokens of evidence
+    is not worth a copy, the same anchor at the answer's opening is."""
+    planner = Planner("pld", BLOCKED, BLOCKED)
+    assert planner.lengths(100, Outlook(evidence=4, copyable=200)) == Lengths(0)
+    assert planner.lengths(100, Outlook(evidence=4, copyable=200, opening=True)).total >= 15

@@ -78,6 +78,7 @@ class Outlook:
 
     evidence: int = 0  # tokens of evidence for the prompt-lookup anchor (0: prompt lookup has nothing)
     copyable: int = 0  # tokens prompt lookup can propose from there
+    opening: bool = False  # the anchor was found at the answer's first tokens (see Anchor.opening)
     behind: int = 0  # tokens the draft model must read before it drafts (accepted since its last pass)
 
 
@@ -99,6 +100,10 @@ class Anchor:
     pos: int | None  # index in the lookup tokens of the next token we expect the output to copy; None: lost
     hint: int  # where the output was last aligned: re-anchoring prefers matches from here on
     run: int = 0  # tokens of evidence for this anchor: the matched n-gram, then every token copied since
+    # Found at the answer's first tokens: in an edit those are the opening fence, the one the file sits in in
+    # the prompt, and the file follows, so the anchor is where the file begins (24 dev-set edits: right at all
+    # 75 of their answers' first 4 tokens; fresh anchors after an edit: 35%-95% by evidence).
+    opening: bool = False
 
 
 class PromptLookup:
@@ -145,7 +150,7 @@ class PromptLookup:
     def step(self, anchor: Anchor, token: int, recent: Sequence[int]) -> Anchor:
         pos = anchor.pos
         if pos is not None and pos < self.end(pos) and self.tokens[pos] == token:
-            return Anchor(pos + 1, pos + 1, anchor.run + 1)
+            return Anchor(pos + 1, pos + 1, anchor.run + 1, anchor.opening)
         return self.reanchor(recent, anchor.hint)
 
     def end(self, pos: int) -> int:
@@ -153,11 +158,13 @@ class PromptLookup:
         return self.boundary if pos <= self.boundary else len(self.tokens)
 
     def reanchor(self, recent: Sequence[int], hint: int) -> Anchor:
+        """`recent` ends with a token not yet in the lookup tokens."""
         for n in range(min(self.n_max, len(recent)), 0, -1):
             positions = self.index.get(tuple(recent[-n:]))
             pos = nearest(positions, hint, self.end) if positions else None
             if pos is not None:
-                return Anchor(pos, pos, n)
+                opening = len(self.tokens) - self.boundary < self.n_max and pos <= self.boundary
+                return Anchor(pos, pos, n, opening)
         return Anchor(None, hint)
 
     def propose(self, k: int, extra: Sequence[int] = ()) -> list[int]:
@@ -173,7 +180,7 @@ class PromptLookup:
         pos = self.anchor.pos
         if pos is None:
             return Outlook()
-        return Outlook(evidence=self.anchor.run, copyable=self.end(pos) - pos)
+        return Outlook(evidence=self.anchor.run, copyable=self.end(pos) - pos, opening=self.anchor.opening)
 
 
 def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int | None:

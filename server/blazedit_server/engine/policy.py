@@ -119,13 +119,17 @@ MAX_DRAFT = 64  # tokens the target verifies at most in one pass
 MAX_ROUND = 32  # prompt-lookup tokens the draft model checks at most in one pass
 # Whether a copy's first token is right is estimated per bucket of anchor evidence (Outlook.evidence): an
 # anchor re-found by a short n-gram after an edit is right about half the time on the dev sets, one confirmed
-# by a long copied run almost always; once right, a copy runs on (rate ~0.98). Those are the priors.
+# by a long copied run almost always, one found at the answer's opening always; once right, a copy runs on
+# (rate ~0.98). Those are the priors.
 EVIDENCE_BUCKETS = (2, 4, 8, 16, 32)
 CONFIRMED = 8  # evidence from which an anchor counts as confirmed
 
 
 def copy_priors() -> list[Rate]:
-    return [Rate(9.0, 1.0) if low >= CONFIRMED else Rate(1.0, 1.0) for low in (0, *EVIDENCE_BUCKETS)]
+    """Per evidence bucket, then one for an anchor at the answer's opening (drafters.Anchor.opening)."""
+    return [Rate(9.0, 1.0) if low >= CONFIRMED else Rate(1.0, 1.0) for low in (0, *EVIDENCE_BUCKETS)] + [
+        Rate(19.0, 1.0)
+    ]
 
 
 def written_priors() -> list[Rate]:
@@ -135,8 +139,10 @@ def written_priors() -> list[Rate]:
     return [Rate(2.0 * upper, 2.0 * (1.0 - upper) + 0.1) for upper in uppers]
 
 
-def evidence_bucket(evidence: int) -> int:
-    return bisect.bisect_right(EVIDENCE_BUCKETS, evidence)
+def evidence_bucket(outlook: Outlook) -> int:
+    if outlook.opening:
+        return len(EVIDENCE_BUCKETS) + 1
+    return bisect.bisect_right(EVIDENCE_BUCKETS, outlook.evidence)
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class Planner:
     Each step prices what the drafter offers (`Outlook`) and takes the fastest option:
     - plain decoding: 1 token per T(1);
     - a copy (pld, multilayer): prompt lookup drafts for the target directly, its length priced with the rate
-      of the anchor's evidence bucket;
+      of the anchor's evidence bucket (or of the answer's opening);
     - the draft model (draft, multilayer): first the run that prompt lookup offers the draft model per draft
       pass (multilayer), priced with the draft's costs and the rate at which it keeps copied tokens, then the
       total draft length, priced with the target's costs plus the resulting cost per drafted token, plus the
@@ -177,7 +183,7 @@ class Planner:
     def lengths(self, room: int, outlook: Outlook) -> Lengths:
         """The budget of a step that may add at most `room` tokens."""
         cap = min(MAX_DRAFT, room - 1)
-        self.last_bucket = evidence_bucket(outlook.evidence)
+        self.last_bucket = evidence_bucket(outlook)
         options = []
         if self.strategy in ("pld", "multilayer") and cap > 0 and outlook.copyable > 0:
             options.append(self.copy(min(cap, outlook.copyable), self.last_bucket))
