@@ -113,7 +113,7 @@ def test_the_outlook_counts_the_evidence_for_the_anchor_and_what_it_can_copy():
     assert lookup_after(FILE, [7, 8]).outlook() == Outlook()  # lost: nothing to copy
 
 
-def test_an_anchor_found_at_the_answers_first_tokens_is_its_opening():
+def test_an_anchor_found_by_the_answers_first_token_is_its_opening():
     """An edit's answer opens with the fence the file sits in in the prompt, and the file follows."""
     fence = [1, 2]
     prompt = [50, *fence, *FILE, 60, 61]
@@ -124,7 +124,7 @@ def test_an_anchor_found_at_the_answers_first_tokens_is_its_opening():
     assert lookup.outlook().opening  # the same anchor, followed
     lookup.commit([9, FILE[8]])  # an edit, then the output finds the file again: a fresh anchor
     assert lookup.outlook() == Outlook(evidence=1, copyable=len(FILE) - 9 + 2)
-    assert not lookup_after(prompt, [70, 71, 72, 73, FILE[0]]).outlook().opening  # found after 4 tokens
+    assert not lookup_after(prompt, [70, FILE[0]]).outlook().opening  # found by a later token
 
 
 def test_the_model_drafter_reports_what_its_cache_has_not_read(self_engine):

@@ -187,6 +187,17 @@ def test_first_token_failures_are_learnt_per_evidence_bucket():
     assert planner.lengths(100, CONFIRMED_ANCHOR).total == confirmed
 
 
+def test_how_far_copies_run_is_learnt_per_evidence_bucket():
+    """Long copies from confirmed anchors must not make copies re-found after an edit look long too."""
+    planner = Planner("pld", BLOCKED, BLOCKED)
+    fresh = Outlook(evidence=1, copyable=200)
+    assert planner.lengths(100, fresh) == Lengths(0)  # a coin flip is not worth a copy at these costs
+    for _ in range(20):
+        planner.lengths(100, CONFIRMED_ANCHOR)
+        planner.observe(Draft(list(range(31)), [PLD] * 31), accepted=31)
+    assert planner.lengths(100, fresh) == Lengths(0)
+
+
 def test_the_draft_model_is_not_worth_it_when_it_must_first_read_a_long_copied_stretch():
     planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS.scaled(0.3))
     assert planner.lengths(100, Outlook(behind=1)).total > 0

@@ -78,7 +78,7 @@ class Outlook:
 
     evidence: int = 0  # tokens of evidence for the prompt-lookup anchor (0: prompt lookup has nothing)
     copyable: int = 0  # tokens prompt lookup can propose from there
-    opening: bool = False  # the anchor was found at the answer's first tokens (see Anchor.opening)
+    opening: bool = False  # the anchor was found by the answer's first token (see Anchor.opening)
     behind: int = 0  # tokens the draft model must read before it drafts (accepted since its last pass)
 
 
@@ -100,9 +100,10 @@ class Anchor:
     pos: int | None  # index in the lookup tokens of the next token we expect the output to copy; None: lost
     hint: int  # where the output was last aligned: re-anchoring prefers matches from here on
     run: int = 0  # tokens of evidence for this anchor: the matched n-gram, then every token copied since
-    # Found at the answer's first tokens: in an edit those are the opening fence, the one the file sits in in
-    # the prompt, and the file follows, so the anchor is where the file begins (24 dev-set edits: right at all
-    # 75 of their answers' first 4 tokens; fresh anchors after an edit: 35%-95% by evidence).
+    # Found by the answer's first token: in an edit that opens the fence the file sits in in the prompt (or,
+    # after a reply start, is the file's first token), so the anchor is where the file begins (24 dev-set
+    # edits: right at all 75 of their answers' first 4 tokens; fresh anchors after an edit: 35%-95% by
+    # evidence). Only the first token: an answer that is no edit wastes at most one copy on it.
     opening: bool = False
 
 
@@ -163,7 +164,7 @@ class PromptLookup:
             positions = self.index.get(tuple(recent[-n:]))
             pos = nearest(positions, hint, self.end) if positions else None
             if pos is not None:
-                opening = len(self.tokens) - self.boundary < self.n_max and pos <= self.boundary
+                opening = len(self.tokens) == self.boundary and pos <= self.boundary  # the first output token
                 return Anchor(pos, pos, n, opening)
         return Anchor(None, hint)
 
