@@ -13,7 +13,7 @@ acceptance seen so far in the request:
 
 For tokens written by the draft model f = a (a geometric run). A prompt-lookup copy is different: it is right
 or wrong from its first token (is the anchor where the output is?), and once right it runs until the next
-edit, so f is estimated per bucket of anchor evidence and a from the tokens after the first.
+edit, so f is estimated per bucket of anchor evidence, and a, per bucket too, from the tokens after the first.
 
 `Rate` estimates a rate from a request's verifications: under the geometric model the maximum-likelihood rate
 is accepted / (accepted + rejections), started from a prior so the first steps are sane.
