@@ -85,12 +85,12 @@ def prepack_linears(model: torch.nn.Module, hf_dir: Path) -> None:
     is read from the model.
     """
     files = checkpoint_files(hf_dir)
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if type(child) is not torch.nn.Linear:
-                continue
-            key = f"{name}.{child_name}.weight" if name else f"{child_name}.weight"
-            setattr(module, child_name, PackedLinear(read_weight(files.get(key), key, child), child.bias))
+    linears = [(name, module) for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    for name, linear in linears:
+        parent, _, attribute = name.rpartition(".")
+        key = f"{name}.weight"
+        packed = PackedLinear(read_weight(files.get(key), key, linear), linear.bias)
+        setattr(model.get_submodule(parent), attribute, packed)
 
 
 def read_weight(file: Path | None, key: str, linear: torch.nn.Linear) -> torch.Tensor:

@@ -123,13 +123,13 @@ MAX_ROUND = 32  # prompt-lookup tokens the draft model checks at most in one pas
 # (rate ~0.98). Those are the priors.
 EVIDENCE_BUCKETS = (2, 4, 8, 16, 32)
 CONFIRMED = 8  # evidence from which an anchor counts as confirmed
+OPENING = len(EVIDENCE_BUCKETS) + 1  # the bucket after the evidence buckets: the answer's opening
 
 
 def copy_priors() -> list[Rate]:
-    """Per evidence bucket, then one for an anchor at the answer's opening (drafters.Anchor.opening)."""
-    return [Rate(9.0, 1.0) if low >= CONFIRMED else Rate(1.0, 1.0) for low in (0, *EVIDENCE_BUCKETS)] + [
-        Rate(19.0, 1.0)
-    ]
+    """Per evidence bucket, then at OPENING one for an anchor at the answer's opening (Anchor.opening)."""
+    evidence = [Rate(9.0, 1.0) if low >= CONFIRMED else Rate(1.0, 1.0) for low in (0, *EVIDENCE_BUCKETS)]
+    return [*evidence, Rate(19.0, 1.0)]
 
 
 def written_priors() -> list[Rate]:
@@ -141,7 +141,7 @@ def written_priors() -> list[Rate]:
 
 def evidence_bucket(outlook: Outlook) -> int:
     if outlook.opening:
-        return len(EVIDENCE_BUCKETS) + 1
+        return OPENING
     return bisect.bisect_right(EVIDENCE_BUCKETS, outlook.evidence)
 
 
