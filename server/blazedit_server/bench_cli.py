@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from blazedit_client.errors import InvalidRequestError
 
 from blazedit_server.bench import tasks
+from blazedit_server.edit_cli import add_engine_arguments
 
 if TYPE_CHECKING:
     from blazedit_server.bench.report import BenchResults
@@ -66,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"cap on generated tokens (default: the file's tokens + {tasks.EXTRA_TOKENS})",
     )
-    parser.add_argument("--backend", default="auto", choices=["auto", "transformers", "llamacpp"])
+    add_engine_arguments(parser)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="pair name or TARGET_PATH,DRAFT_PATH")
     parser.add_argument("--out", type=Path, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -75,9 +76,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def command_line(args: argparse.Namespace) -> str:
     parts = ["blazedit", "bench"]
-    for flag in ("data", "sets", "limit", "strategies", "max_new_tokens", "backend", "model"):
+    for flag in (
+        "data",
+        "sets",
+        "limit",
+        "strategies",
+        "max_new_tokens",
+        "backend",
+        "device",
+        "dtype",
+        "model",
+    ):
         value = getattr(args, flag)
-        if value not in (None, []):
+        if value not in (None, [], "auto") or flag == "backend":
             parts += [f"--{flag.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value])]
     return shlex.join(parts)
 
@@ -128,9 +139,9 @@ def measure(args: argparse.Namespace, pair, chosen: list[tasks.TaskSet]) -> Benc
     from blazedit_server.engine.runner import Engine
 
     transformers_logging.set_verbosity_error()  # assisted generate warns about its length settings every step
-    methods = runner.methods_for(loading.resolve_backend(args.backend, pair), args.strategies)
+    methods = runner.methods_for(loading.resolve_backend(args.backend, pair, args.device), args.strategies)
     started, date = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-    engine = Engine.load(pair, backend=args.backend)
+    engine = Engine.load(pair, backend=args.backend, device=args.device, dtype=args.dtype)
     name, threads = machine(engine)
     meta = report.BenchMeta(
         command=command_line(args),

@@ -27,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-i", "--instruction", required=True, help="what to change, in natural language")
     parser.add_argument("--strategy", choices=[s.value for s in Strategy], default=Strategy.multilayer.value)
     parser.add_argument("--model", default=None, help="pair name or TARGET_PATH,DRAFT_PATH (default pair)")
-    parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp"], default="auto")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_engine_arguments(parser)
     parser.add_argument("--max-tokens", type=int, default=None, help="cap on generated tokens")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (lossless)")
     parser.add_argument("--no-calibrate", action="store_true", help="skip timing the models at load")
@@ -37,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--write", action="store_true", help="replace FILE with the edited version")
     add_server_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the models run, for `edit` and `bench` (the daemon's come from Settings)."""
+    parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp"], default="auto")
+    parser.add_argument("--device", default="auto", help="transformers: auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on CUDA), float32, ...")
 
 
 def stats_line(finished) -> str:
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     original = read_source(args.file)
     engine = Engine.load(resolve_pair(args.model or DEFAULT_PAIR), backend=args.backend, device=args.device,
-                         calibrate=not args.no_calibrate)  # fmt: skip
+                         dtype=args.dtype, calibrate=not args.no_calibrate)  # fmt: skip
     params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature)
     language = LANGUAGES.get(args.file.suffix)
     stream = engine.edit(original, args.instruction, language=language, path=str(args.file),

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pytest
 from blazedit_server.engine.runner import Engine
+from fixtures.tiny import TEST_DEVICE
 
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_pair):
-    return Engine.load(tiny_pair, backend="transformers", calibrate=False)
+    return Engine.load(
+        tiny_pair, backend="transformers", device=TEST_DEVICE, dtype="float32", calibrate=False
+    )
 
 
 @pytest.fixture(scope="session")
 def self_engine(tiny_self_pair):
     """The target drafts for itself: every draft-model token is accepted."""
-    return Engine.load(tiny_self_pair, backend="transformers", calibrate=False)
+    return Engine.load(
+        tiny_self_pair, backend="transformers", device=TEST_DEVICE, dtype="float32", calibrate=False
+    )

@@ -16,6 +16,7 @@ import pytest
 import torch
 from blazedit_server.engine import loading
 from blazedit_server.engine.backend import Backend
+from fixtures.tiny import TEST_DEVICE
 
 SAME_BATCH_ATOL = 1e-4  # replaying the same tokens at the same positions: identical up to float noise
 TEXT = '''def moving_average(values: list[float], window: int) -> list[float]:
@@ -37,7 +38,7 @@ def transformers_subject(request: pytest.FixtureRequest) -> Subject:
     from blazedit_server.engine.hf import HFBackend
 
     model = request.getfixturevalue("tiny_pair").target
-    backend = HFBackend.load(model.hf_dir, device="cpu", dtype="float32")
+    backend = HFBackend.load(model.hf_dir, device=TEST_DEVICE, dtype="float32")
     return Subject(backend, loading.load_tokenizer(model), atol=1e-4)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from blazedit_client.protocol import FinishReason, Stats, Timings
 from blazedit_server import cli
 from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step
+from fixtures.tiny import TEST_DEVICE
 
 ORIGINAL = "def add(a, b):\n    return a + b\n"
 EDITED = "def add(a: int, b: int) -> int:\n    return a + b\n"
@@ -21,7 +22,8 @@ def run(*argv):
 def test_streams_the_edit_and_prints_stats(tiny_pair, tiny_engine, tmp_path, capsys):
     path = tmp_path / "add.py"
     path.write_text(ORIGINAL)
-    args = ["-i", "add types", "--model", model_arg(tiny_pair), "--max-tokens", "30", "--no-calibrate"]
+    args = ["-i", "add types", "--model", model_arg(tiny_pair), "--max-tokens", "30", "--no-calibrate",
+            "--device", TEST_DEVICE, "--dtype", "float32"]  # fmt: skip
     assert run(path, *args) == 0
     out, err = capsys.readouterr()
     expected = tiny_engine.edit(ORIGINAL, "add types", language="python", path=str(path),

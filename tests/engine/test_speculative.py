@@ -10,6 +10,7 @@ from blazedit_server.engine.policy import DEFAULT_COSTS, Planner
 from blazedit_server.engine.runner import Finished, SamplingParams, Step
 from blazedit_server.engine.sampling import Sampler, accept_sampled, make_sampler, probabilities
 from blazedit_server.engine.speculative import generate
+from fixtures.tiny import TEST_DEVICE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +95,7 @@ def test_cache_crop_keeps_exactly_the_accepted_length(self_engine):
 
 
 def test_redecoding_after_a_crop_gives_the_same_logits(tiny_pair):
-    backend = HFBackend.load(tiny_pair.target.hf_dir, device="cpu", dtype="float32")
+    backend = HFBackend.load(tiny_pair.target.hf_dir, device=TEST_DEVICE, dtype="float32")
     tokens = list(range(40, 60))
     full = backend.forward(tokens)
     backend.truncate(12)

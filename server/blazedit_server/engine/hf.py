@@ -2,7 +2,8 @@
 
 `device="auto"` picks CUDA with bf16 when a GPU is present, else CPU with fp32 (the exact reference the
 lossless tests use). On a GPU in bf16, verifying k tokens in one pass can round differently from k one-token
-passes, so a speculative output may rarely differ from plain decoding there; fp32 on CPU is token-identical.
+passes, so a speculative output may rarely differ from plain decoding there (on an H200: 1 of 10 dev tasks,
+README); fp32 is token-identical, on CPU and on that GPU.
 
 On a CPU in fp32 every linear layer runs on a weight that oneDNN has reordered once for its GEMM (what
 PyTorch's own CPU weight prepacking does for compiled models). torch's default `linear` goes through a GEMM
