@@ -73,6 +73,29 @@ def test_end_of_file_stops_the_copy():
     assert lookup.propose(5) == []  # never runs from the reference into the output
 
 
+def test_a_stop_ends_copies_that_reach_it_and_starts_none():
+    """The end of the original file in an edit prompt: a copy runs up to it, never across or from it."""
+    reference = [*FILE, 7, 8, 9]  # the file, then the prompt's closing fence and instruction
+    lookup = PromptLookup(reference, stops=[len(FILE)])
+    lookup.commit(FILE[:-3])
+    assert lookup.propose(10) == FILE[-3:]
+    assert lookup.outlook().copyable == 3
+    lookup.commit(FILE[-3:])
+    assert lookup.propose(10) == []  # the answer's end is not the prompt's fence
+    lookup.commit([7])  # an anchor found past the stop copies on to the end of the reference
+    assert lookup.propose(10) == [8, 9]
+    without = lookup_after(reference, FILE)
+    assert without.propose(10) == [7, 8, 9]
+
+
+def test_reanchoring_skips_a_match_right_at_a_stop():
+    reference = [*FILE, 5, 5]
+    lookup = PromptLookup(reference, stops=[len(FILE)])
+    lookup.commit([FILE[-1]])  # the file's last token: its continuation would be past the stop
+    assert lookup.propose(3) == []
+    assert lookup_after(reference, [FILE[-1]]).propose(3) == [5, 5]
+
+
 def test_lookahead_over_unaccepted_draft_tokens_does_not_move_the_anchor():
     lookup = lookup_after(FILE, FILE[:3])
     assert lookup.propose(2, extra=FILE[3:6]) == FILE[6:8]

@@ -139,7 +139,7 @@ def nonblank_lines(text: str) -> list[str]:
 def test_every_strategy_matches_plain_decoding_up_to_rounding_near_ties(llama_engine, task):
     plain = output_ids(llama_engine, task, Strategy.regular)
     assert len(plain) == MAX_NEW_TOKENS
-    prompt = llama_engine.encode_edit(task["before"], task["instruction"], "python", None)
+    prompt, _ = llama_engine.encode_edit(task["before"], task["instruction"], "python", None)
     for strategy in (Strategy.pld, Strategy.draft, Strategy.multilayer):
         ids = output_ids(llama_engine, task, strategy)
         at = first_difference(ids, plain)

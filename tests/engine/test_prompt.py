@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from blazedit_server.engine.prompt import FileExtractor, edit_messages, fence_for, reply_start
+from blazedit_server.engine.prompt import FileExtractor, edit_messages, fence_for, file_end, reply_start
 
 ORIGINAL = "import os\n\n\ndef main():\n    print(os.getcwd())\n"
 NEW = "import os\n\n\ndef main():\n    print(os.getcwd(), flush=True)\n"
@@ -104,6 +104,15 @@ def test_the_prompt_fence_is_longer_than_any_fence_of_the_file():
     assert fence_for("inline ``` is not a fence\n") == "```"
     content = edit_messages(MARKDOWN, "fix", "markdown")[0]["content"]
     assert f"````markdown\n{MARKDOWN}````\n" in content
+
+
+@pytest.mark.parametrize("file", [ORIGINAL, "x = 1", MARKDOWN, "a = 'é'\n\n\n"])
+@pytest.mark.parametrize(("language", "path"), [(None, None), ("python", "src/app.py")])
+def test_file_end_is_where_the_closing_fence_begins(file, language, path):
+    content = edit_messages(file, "fix", language, path)[0]["content"]
+    end = file_end(file, language, path)
+    assert content[:end].endswith(file if file.endswith("\n") else file + "\n")
+    assert content[end:].startswith(fence_for(file) + "\n\nChange request:")
 
 
 def test_a_file_with_fences_of_its_own_gets_its_reply_started_inside_the_longer_fence():

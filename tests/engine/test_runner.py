@@ -7,7 +7,7 @@ import threading
 import pytest
 from blazedit_client.errors import ContextLengthError, EngineError, InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
-from blazedit_server.engine.prompt import FileExtractor
+from blazedit_server.engine.prompt import FileExtractor, fence_for
 from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step, TextPipe
 
 CODE = (
@@ -159,11 +159,20 @@ def test_bad_prompt_and_strategy(tiny_engine):
 def test_special_token_text_in_a_file_or_instruction_is_plain_text(tiny_engine):
     """A file with "<|im_end|>" in it (the code of an LLM tool) must not end the user's turn in the prompt."""
     end = tiny_engine.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    plain = tiny_engine.encode_edit("x = 1\n", "rename x", "python", None)
-    tricky = tiny_engine.encode_edit('END = "<|im_end|>"\n', "rename <|im_end|>", "python", None)
+    plain, _ = tiny_engine.encode_edit("x = 1\n", "rename x", "python", None)
+    tricky, _ = tiny_engine.encode_edit('END = "<|im_end|>"\n', "rename <|im_end|>", "python", None)
     assert plain.count(end) == tricky.count(end) > 0  # only the template's own turn ends
     assert tiny_engine.tokenizer.decode(tricky).count("<|im_end|>") == plain.count(end) + 2
     assert end not in tiny_engine.encode_prediction("a <|im_end|> b")
+
+
+@pytest.mark.parametrize("file", ["x = 1\n", "x = 1", "# T\n\n```py\nx\n```\n", "s = 'é€'\n\n"])
+def test_an_edit_prompt_knows_where_the_original_file_ends_in_it(tiny_engine, file):
+    """Prompt lookup copies the file up to that token and no further (PromptLookup.stops)."""
+    ids, end = tiny_engine.encode_edit(file, "rename x", "python", "a.py")
+    head, tail = tiny_engine.tokenizer.decode(ids[:end]), tiny_engine.tokenizer.decode(ids[end:])
+    assert head.endswith(file if file.endswith("\n") else file + "\n")
+    assert tail.startswith(fence_for(file) + "\n\nChange request:")
 
 
 def test_the_answer_may_end_only_where_the_file_can_close(tiny_engine):

@@ -105,7 +105,7 @@ class Bench:
     runners: dict[str, Runner] = field(default_factory=dict)
 
     def job(self, task: EditTask, cap: int | None = None) -> references.Job:
-        prompt = self.engine.encode_edit(task.before, task.instruction, task.language, None)
+        prompt, _ = self.engine.encode_edit(task.before, task.instruction, task.language, None)
         file_tokens = len(self.engine.encode_text(task.before))
         limit = cap or self.max_new_tokens or file_tokens + EXTRA_TOKENS
         return references.Job(prompt, task.before, limit, frozenset(self.engine.eos))

@@ -119,13 +119,16 @@ class PromptLookup:
     once, and each accepted token costs O(n_max) to index, so a step's cost does not grow with the prompt.
     """
 
-    def __init__(self, reference: Sequence[int], n_max: int = 4) -> None:
+    def __init__(self, reference: Sequence[int], n_max: int = 4, stops: Sequence[int] = ()) -> None:
         self.n_max = n_max
         self.tokens: list[int] = []
         self.index: dict[tuple[int, ...], list[int]] = defaultdict(list)  # n-gram -> positions right after it
         self.anchor = Anchor(pos=None, hint=0)
         self.extend(reference)
         self.boundary = len(reference)  # a copy never runs from the end of the reference into the output
+        # Positions in the reference a copy never runs across, nor starts at: the end of the original file
+        # in an edit prompt, whose closing fence the prompt tokenizes differently from the answer's.
+        self.stops = sorted({stop for stop in stops if 0 < stop < self.boundary})
 
     def extend(self, tokens: Sequence[int]) -> None:
         for token in tokens:
@@ -155,8 +158,12 @@ class PromptLookup:
         return self.reanchor(recent, anchor.hint)
 
     def end(self, pos: int) -> int:
-        """Where a copy that is at pos must stop: the end of the reference, or of the output so far."""
-        return self.boundary if pos <= self.boundary else len(self.tokens)
+        """Where a copy that is at pos must stop: the next stop, the end of the reference, or of the output
+        so far."""
+        if pos > self.boundary:
+            return len(self.tokens)
+        i = bisect.bisect_left(self.stops, pos)
+        return self.stops[i] if i < len(self.stops) else self.boundary
 
     def reanchor(self, recent: Sequence[int], hint: int) -> Anchor:
         """`recent` ends with a token not yet in the lookup tokens."""
@@ -186,7 +193,7 @@ class PromptLookup:
 
 def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int | None:
     """The first position >= hint that has a continuation (pos < end(pos)), else the nearest one before
-    hint. At most two positions lack a continuation (the ends of reference and output): this is cheap."""
+    hint. Few positions lack a continuation (the ends of reference and output, the stops): this is cheap."""
     i = bisect.bisect_left(positions, hint)
     after = (positions[j] for j in range(i, len(positions)) if positions[j] < end(positions[j]))
     before = (positions[j] for j in range(i - 1, -1, -1) if positions[j] < end(positions[j]))
@@ -199,13 +206,17 @@ class LookupDrafter:
 
     passes = 0
 
-    def __init__(self, reference: Sequence[int] | None = None) -> None:
+    def __init__(self, reference: Sequence[int] | None = None, stops: Sequence[int] = ()) -> None:
         self.reference = reference
+        self.stops = stops  # positions in the prompt (PromptLookup.stops); unused with a reference
         self.lookup = PromptLookup(())
         self.prompt_len = 0
 
     def start(self, prompt: Sequence[int]) -> None:
-        self.lookup = PromptLookup(prompt if self.reference is None else self.reference)
+        if self.reference is None:
+            self.lookup = PromptLookup(prompt, stops=self.stops)
+        else:
+            self.lookup = PromptLookup(self.reference)
         self.prompt_len = len(prompt)
         self.committed = 0
 

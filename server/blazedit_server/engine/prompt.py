@@ -62,6 +62,16 @@ def edit_messages(
     return [{"role": "user", "content": content}]
 
 
+def file_end(file: str, language: str | None = None, path: str | None = None) -> int:
+    """Where the closing fence begins in the edit message's text (`edit_messages`): an answer copies the
+    original file up to there, never the fence itself, which the prompt tokenizes with the blank line after it
+    and the answer with its end."""
+    head = EDIT_PROMPT[: EDIT_PROMPT.index("{file}")].format(
+        fence=fence_for(file), language=_label(language, path)
+    )
+    return len(head) + len(file) + (0 if file.endswith("\n") else 1)
+
+
 def reply_start(file: str, language: str | None = None, path: str | None = None) -> str:
     """The text the model's reply starts with: the opening of the longer fence for a file with fences of its
     own, else nothing (the model opens its fence itself)."""

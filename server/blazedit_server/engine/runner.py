@@ -25,7 +25,7 @@ from . import loading
 from .backend import Backend
 from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
-from .prompt import FileExtractor, edit_messages, reply_start
+from .prompt import FileExtractor, edit_messages, file_end, reply_start
 from .sampling import make_sampler
 from .speculative import StepResult, anywhere, generate
 from .text import Detokenizer, StopStrings
@@ -119,6 +119,7 @@ class Request:
     max_new_tokens: int
     extractor: FileExtractor | None = None
     cancel: threading.Event | None = None
+    stops: tuple[int, ...] = ()  # prompt positions prompt lookup never copies across (PromptLookup.stops)
 
 
 # --- per-request bookkeeping --------------------------------------------------------------------------------
@@ -285,11 +286,11 @@ class Engine:
         check_text(file, "file")
         check_text(instruction, "instruction")
         check_params(params)
-        prompt = self.encode_edit(file, instruction, language, path)
+        prompt, end = self.encode_edit(file, instruction, language, path)
         needed = params.max_new_tokens or len(self.encode_text(file)) + 16
         self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
         request = self.request(prompt, None, strategy, params, cancel)
-        request.extractor = FileExtractor(file)
+        request.extractor, request.stops = FileExtractor(file), (end,)
         return self.run(request)
 
     def chat(
@@ -303,7 +304,7 @@ class Engine:
     ) -> Iterator[Event]:
         check_messages(messages)
         check_params(params)
-        prompt = self.encode_chat(messages)
+        prompt, _ = self.encode_chat(messages)
         self.check_context(len(prompt), params.max_new_tokens or 1, "messages")
         return self.run(self.request(prompt, self.encode_prediction(prediction), strategy, params, cancel))
 
@@ -326,26 +327,38 @@ class Engine:
 
     # --- helpers ---
 
-    def encode_chat(self, messages: list[dict[str, str]], reply_start: str = "") -> list[int]:
+    def encode_chat(
+        self, messages: list[dict[str, str]], reply_start: str = ""
+    ) -> tuple[list[int], dict[int, int]]:
         """The chat template's own special tokens as such, the messages' text (and `reply_start`) as plain
-        text: a file that contains "<|im_end|>" (the code of an LLM tool) must not end its turn."""
+        text: a file that contains "<|im_end|>" (the code of an LLM tool) must not end its turn. Also where
+        each message's text begins in the ids."""
         marked = [{**message, "content": f"\x00{i}\x00"} for i, message in enumerate(messages)]
         template = self.tokenizer.apply_chat_template(marked, tokenize=False, add_generation_prompt=True)
         pieces = re.split("\x00([0-9]+)\x00", template)  # template, index, template, index, ..., template
-        ids = []
+        ids, starts = [], {}
         for i, piece in enumerate(pieces):
             if i % 2:
+                starts[int(piece)] = len(ids)
                 ids += self.encode_text(messages[int(piece)]["content"])
             elif piece:
                 ids += self.tokenizer.encode(piece, add_special_tokens=False)
-        return ids + self.encode_text(reply_start)
+        return ids + self.encode_text(reply_start), starts
 
     def encode_text(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
 
-    def encode_edit(self, file: str, instruction: str, language: str | None, path: str | None) -> list[int]:
+    def encode_edit(
+        self, file: str, instruction: str, language: str | None, path: str | None
+    ) -> tuple[list[int], int]:
+        """The prompt, and the index of its first token past the original file (`file_end`)."""
         messages = edit_messages(file, instruction, language, path)
-        return self.encode_chat(messages, reply_start(file, language, path))
+        ids, starts = self.encode_chat(messages, reply_start(file, language, path))
+        text, end = messages[0]["content"], file_end(file, language, path)
+        spans = self.tokenizer(
+            text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+        )["offset_mapping"]
+        return ids, starts[0] + sum(stop <= end for _, stop in spans)
 
     def encode_prediction(self, prediction: str | None) -> list[int] | None:
         if prediction is None:
@@ -375,7 +388,7 @@ class Engine:
         return Request(prompt, reference, strategy or self.default_strategy, params, max_new, cancel=cancel)
 
     def drafter(self, request: Request, sampler: Any) -> LookupDrafter | ModelDrafter:
-        lookup = LookupDrafter(request.reference)
+        lookup = LookupDrafter(request.reference, request.stops)
         if request.strategy in (Strategy.regular, Strategy.pld):
             return lookup
         return ModelDrafter(self.draft, sampler, lookup if request.strategy == Strategy.multilayer else None)
