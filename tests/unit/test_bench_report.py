@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 from blazedit_server.bench import metrics, report
 from blazedit_server.bench.metrics import MethodRun, TaskResult
@@ -46,6 +47,16 @@ def test_write_all_writes_json_markdown_and_png(tmp_path):
     assert [p.name for p in paths] == ["results.json", "results.md", "speedup.png"]
     assert BenchResults.model_validate(json.loads(paths[0].read_text())) == results
     assert paths[2].read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_plot_says_so_when_multilayer_did_not_run(tmp_path):
+    results = fake_results()
+    for task in results.tasks:
+        del task.results["multilayer"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns about a legend without lines
+        report.plot_speedups(results, tmp_path / "speedup.png")
+    assert (tmp_path / "speedup.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_markdown_has_one_row_per_method_with_speedups():

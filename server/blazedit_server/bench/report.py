@@ -141,12 +141,15 @@ def plot_speedups(results: BenchResults, path: Path) -> None:
         ratios = per_task_speedups(results.tasks, baseline)
         if ratios:
             ax.plot(range(1, len(ratios) + 1), ratios, marker="o", label=f"{FOCUS} / {baseline}")
+    if ax.lines:
+        ax.legend()
+    else:  # --strategies without multilayer, or none of its tasks finished
+        ax.text(0.5, 0.5, f"no {FOCUS} results to compare", transform=ax.transAxes, ha="center")
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("task (sorted by speedup)")
     ax.set_ylabel("decode speedup (x)")
     ax.set_title(f"{results.meta.model}, {results.meta.backend}: per-task speedup of {FOCUS}")
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
