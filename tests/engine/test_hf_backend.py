@@ -4,6 +4,7 @@ checkpoint's pages resident."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,14 @@ def test_a_checkpoint_tensor_that_is_not_the_loaded_weight_is_not_used(tmp_path)
     assert read_weight(tmp_path / "w.safetensors", "other", linear) is linear.weight
     assert read_weight(tmp_path / "w.safetensors", "wide", linear) is linear.weight
     assert read_weight(None, "absent", linear) is linear.weight
+
+
+def test_forward_passes_the_cache_under_the_installed_transformers_name(tiny_pair):
+    """transformers 5.24 renamed `past_key_values` to `cache` and warns about the old name; 5.23 and older
+    take `cache` as an unknown keyword and run without the cache. Either way the cache must fill, silently."""
+    backend = HFBackend.load(tiny_pair.target.hf_dir, device="cpu", dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        backend.forward(list(range(40, 50)))
+        backend.forward([60])
+    assert backend.n_cached == 11

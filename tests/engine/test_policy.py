@@ -235,7 +235,7 @@ def test_the_answers_opening_is_copied_even_where_copies_must_earn_their_cost():
 
 def test_the_first_copy_at_the_opening_is_long():
     """Opening copies run to the first edit (dev sets: median 140 tokens): with a llama.cpp calibration where
-    16 tokens cost 3.2 times 4, the first step copies 15 tokens or more, not 3 (a continuation prior of 0.95 did)."""
+    16 tokens cost 3.2 times 4, the first step copies 15 tokens or more (a continuation prior of 0.95: 3)."""
     costs = Costs((1, 4, 8, 12, 16, 32, 64), (0.032, 0.092, 0.21, 0.26, 0.29, 0.44, 0.75))
     planner = Planner("pld", costs, costs)
     assert planner.lengths(500, Outlook(evidence=1, copyable=200, opening=True)).total >= 15

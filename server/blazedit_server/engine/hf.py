@@ -14,6 +14,7 @@ costs 1.1-1.35 (0.28-0.34 s), and a one-token pass itself drops from 0.36 to 0.2
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Sequence
@@ -125,6 +126,10 @@ class HFBackend:
         self.vocab_size = model.config.vocab_size
         self.n_ctx = model.config.max_position_embeddings
         self.cache = DynamicCache(config=model.config)
+        # transformers 5.24 renamed forward's `past_key_values` to `cache` (the old name goes in 5.40); before
+        # it, `cache` would land in **kwargs and the model would silently run without its cache
+        parameters = inspect.signature(model.forward).parameters
+        self.cache_arg = "cache" if "cache" in parameters else "past_key_values"
 
     @classmethod
     def load(cls, hf_dir: Path, *, device: str = "auto", dtype: str = "auto") -> HFBackend:
@@ -145,9 +150,9 @@ class HFBackend:
         input_ids = torch.tensor([list(tokens)], dtype=torch.long, device=self.device)  # [1, n]
         out = self.model(
             input_ids=input_ids,
-            past_key_values=self.cache,
             use_cache=True,
             logits_to_keep=len(tokens) - logits_from,
+            **{self.cache_arg: self.cache},
         )
         return out.logits[0].float()  # [n - logits_from, vocab]
 
