@@ -74,24 +74,36 @@ def test_end_of_file_stops_the_copy():
 
 
 def test_a_stop_ends_copies_that_reach_it_and_starts_none():
-    """The end of the original file in an edit prompt: a copy runs up to it, never across or from it."""
+    """The end of the original file in an edit prompt: a copy runs up to it, never across or from it, and
+    goes on with what the answer has there instead (its own closing fence)."""
     reference = [*FILE, 7, 8, 9]  # the file, then the prompt's closing fence and instruction
-    lookup = PromptLookup(reference, stops=[len(FILE)])
+    lookup = PromptLookup(reference, stops={len(FILE): [70]})
     lookup.commit(FILE[:-3])
-    assert lookup.propose(10) == FILE[-3:]
-    assert lookup.outlook().copyable == 3
+    assert lookup.propose(10) == [*FILE[-3:], 70]
+    assert lookup.propose(2) == FILE[-3:-1]  # short of the stop: no ending
+    assert lookup.outlook().copyable == 4
     lookup.commit(FILE[-3:])
-    assert lookup.propose(10) == []  # the answer's end is not the prompt's fence
-    lookup.commit([7])  # an anchor found past the stop copies on to the end of the reference
+    assert lookup.propose(10) == [70]  # the answer's fence, not the prompt's
+    lookup.commit([70, 7])  # an anchor found past the stop copies on to the end of the reference
     assert lookup.propose(10) == [8, 9]
     without = lookup_after(reference, FILE)
     assert without.propose(10) == [7, 8, 9]
 
 
-def test_reanchoring_skips_a_match_right_at_a_stop():
+def test_a_stop_may_have_no_ending():
+    lookup = PromptLookup([*FILE, 7], stops={len(FILE): []})
+    lookup.commit(FILE[:-2])
+    assert lookup.propose(10) == FILE[-2:]
+    assert lookup.outlook().copyable == 2
+
+
+def test_reanchoring_at_a_stop_proposes_its_ending_or_skips_it():
     reference = [*FILE, 5, 5]
-    lookup = PromptLookup(reference, stops=[len(FILE)])
-    lookup.commit([FILE[-1]])  # the file's last token: its continuation would be past the stop
+    lookup = PromptLookup(reference, stops={len(FILE): [70]})
+    lookup.commit([FILE[-1]])  # the file's last token, written anew: the answer's fence comes next
+    assert lookup.propose(3) == [70]
+    lookup = PromptLookup(reference, stops={len(FILE): []})
+    lookup.commit([FILE[-1]])  # nothing to propose at the stop, and nothing past it
     assert lookup.propose(3) == []
     assert lookup_after(reference, [FILE[-1]]).propose(3) == [5, 5]
 

@@ -168,7 +168,7 @@ def test_special_token_text_in_a_file_or_instruction_is_plain_text(tiny_engine):
 
 @pytest.mark.parametrize("file", ["x = 1\n", "x = 1", "# T\n\n```py\nx\n```\n", "s = 'é€'\n\n"])
 def test_an_edit_prompt_knows_where_the_original_file_ends_in_it(tiny_engine, file):
-    """Prompt lookup copies the file up to that token and no further (PromptLookup.stops)."""
+    """Prompt lookup copies the file up to that token and no further (PromptLookup.endings)."""
     ids, end = tiny_engine.encode_edit(file, "rename x", "python", "a.py")
     head, tail = tiny_engine.tokenizer.decode(ids[:end]), tiny_engine.tokenizer.decode(ids[end:])
     assert head.endswith(file if file.endswith("\n") else file + "\n")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -119,16 +119,22 @@ class PromptLookup:
     once, and each accepted token costs O(n_max) to index, so a step's cost does not grow with the prompt.
     """
 
-    def __init__(self, reference: Sequence[int], n_max: int = 4, stops: Sequence[int] = ()) -> None:
+    def __init__(
+        self, reference: Sequence[int], n_max: int = 4, stops: Mapping[int, Sequence[int]] | None = None
+    ) -> None:
         self.n_max = n_max
         self.tokens: list[int] = []
         self.index: dict[tuple[int, ...], list[int]] = defaultdict(list)  # n-gram -> positions right after it
         self.anchor = Anchor(pos=None, hint=0)
         self.extend(reference)
         self.boundary = len(reference)  # a copy never runs from the end of the reference into the output
-        # Positions in the reference a copy never runs across, nor starts at: the end of the original file
-        # in an edit prompt, whose closing fence the prompt tokenizes differently from the answer's.
-        self.stops = sorted({stop for stop in stops if 0 < stop < self.boundary})
+        # Positions in the reference a copy never runs across, nor starts at, each with what the output has
+        # there instead, proposed after a copy that reaches it: the end of the original file in an edit
+        # prompt, whose closing fence the prompt tokenizes with the blank line after it and the answer alone.
+        self.endings = {
+            stop: list(ending) for stop, ending in (stops or {}).items() if 0 < stop < self.boundary
+        }
+        self.stops = sorted(self.endings)
 
     def extend(self, tokens: Sequence[int]) -> None:
         for token in tokens:
@@ -169,7 +175,7 @@ class PromptLookup:
         """`recent` ends with a token not yet in the lookup tokens."""
         for n in range(min(self.n_max, len(recent)), 0, -1):
             positions = self.index.get(tuple(recent[-n:]))
-            pos = nearest(positions, hint, self.end) if positions else None
+            pos = nearest(positions, hint, self.copyable) if positions else None
             if pos is not None:
                 opening = len(self.tokens) == self.boundary and pos <= self.boundary  # the first output token
                 return Anchor(pos, pos, n, opening)
@@ -180,7 +186,9 @@ class PromptLookup:
         anchor = self.follow(self.anchor, extra) if extra else self.anchor
         if anchor.pos is None or k <= 0:
             return []
-        return self.tokens[anchor.pos : min(anchor.pos + k, self.end(anchor.pos))]
+        end = self.end(anchor.pos)
+        copy = self.tokens[anchor.pos : min(anchor.pos + k, end)]
+        return copy + self.endings.get(end, [])[: k - len(copy)]
 
     def outlook(self) -> Outlook:
         """How much the anchor is worth: its evidence (an anchor found by one common token after an edit is
@@ -188,15 +196,20 @@ class PromptLookup:
         pos = self.anchor.pos
         if pos is None:
             return Outlook()
-        return Outlook(evidence=self.anchor.run, copyable=self.end(pos) - pos, opening=self.anchor.opening)
+        return Outlook(evidence=self.anchor.run, copyable=self.copyable(pos), opening=self.anchor.opening)
+
+    def copyable(self, pos: int) -> int:
+        """How many tokens a copy at pos can propose: up to its end, and the ending of a stop there."""
+        end = self.end(pos)
+        return end - pos + len(self.endings.get(end, ()))
 
 
-def nearest(positions: list[int], hint: int, end: Callable[[int], int]) -> int | None:
-    """The first position >= hint that has a continuation (pos < end(pos)), else the nearest one before
-    hint. Few positions lack a continuation (the ends of reference and output, the stops): this is cheap."""
+def nearest(positions: list[int], hint: int, copyable: Callable[[int], int]) -> int | None:
+    """The first position >= hint that has something to copy, else the nearest one before hint. Few
+    positions have nothing (the ends of reference and output, stops without an ending): this is cheap."""
     i = bisect.bisect_left(positions, hint)
-    after = (positions[j] for j in range(i, len(positions)) if positions[j] < end(positions[j]))
-    before = (positions[j] for j in range(i - 1, -1, -1) if positions[j] < end(positions[j]))
+    after = (positions[j] for j in range(i, len(positions)) if copyable(positions[j]))
+    before = (positions[j] for j in range(i - 1, -1, -1) if copyable(positions[j]))
     found = next(after, None)
     return found if found is not None else next(before, None)
 
@@ -206,9 +219,11 @@ class LookupDrafter:
 
     passes = 0
 
-    def __init__(self, reference: Sequence[int] | None = None, stops: Sequence[int] = ()) -> None:
+    def __init__(
+        self, reference: Sequence[int] | None = None, stops: Mapping[int, Sequence[int]] | None = None
+    ) -> None:
         self.reference = reference
-        self.stops = stops  # positions in the prompt (PromptLookup.stops); unused with a reference
+        self.stops = stops  # positions in the prompt (PromptLookup.endings); unused with a reference
         self.lookup = PromptLookup(())
         self.prompt_len = 0
 

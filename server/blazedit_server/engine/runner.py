@@ -25,7 +25,7 @@ from . import loading
 from .backend import Backend
 from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
-from .prompt import FileExtractor, edit_messages, file_end, reply_start
+from .prompt import FileExtractor, edit_messages, fence_for, file_end, reply_start
 from .sampling import make_sampler
 from .speculative import StepResult, anywhere, generate
 from .text import Detokenizer, StopStrings
@@ -119,7 +119,8 @@ class Request:
     max_new_tokens: int
     extractor: FileExtractor | None = None
     cancel: threading.Event | None = None
-    stops: tuple[int, ...] = ()  # prompt positions prompt lookup never copies across (PromptLookup.stops)
+    # prompt positions prompt lookup never copies across, and what the answer has there (PromptLookup.endings)
+    stops: dict[int, list[int]] = field(default_factory=dict)
 
 
 # --- per-request bookkeeping --------------------------------------------------------------------------------
@@ -290,7 +291,8 @@ class Engine:
         needed = params.max_new_tokens or len(self.encode_text(file)) + 16
         self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
         request = self.request(prompt, None, strategy, params, cancel)
-        request.extractor, request.stops = FileExtractor(file), (end,)
+        request.extractor = FileExtractor(file)
+        request.stops = {end: self.encode_text(fence_for(file))}  # the answer closes the fence, then ends
         return self.run(request)
 
     def chat(
