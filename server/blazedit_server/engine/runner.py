@@ -331,21 +331,25 @@ class Engine:
 
     def encode_chat(
         self, messages: list[dict[str, str]], reply_start: str = ""
-    ) -> tuple[list[int], dict[int, int]]:
+    ) -> tuple[list[int], dict[int, tuple[int, list[int]]]]:
         """The chat template's own special tokens as such, the messages' text (and `reply_start`) as plain
-        text: a file that contains "<|im_end|>" (the code of an LLM tool) must not end its turn. Also where
-        each message's text begins in the ids."""
+        text: a file that contains "<|im_end|>" (the code of an LLM tool) must not end its turn. Also, per
+        message, where its text begins in the ids and the character offset where each of its tokens ends."""
         marked = [{**message, "content": f"\x00{i}\x00"} for i, message in enumerate(messages)]
         template = self.tokenizer.apply_chat_template(marked, tokenize=False, add_generation_prompt=True)
         pieces = re.split("\x00([0-9]+)\x00", template)  # template, index, template, index, ..., template
-        ids, starts = [], {}
+        ids, spans = [], {}
         for i, piece in enumerate(pieces):
             if i % 2:
-                starts[int(piece)] = len(ids)
-                ids += self.encode_text(messages[int(piece)]["content"])
+                text = messages[int(piece)]["content"]
+                encoded = self.tokenizer(
+                    text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+                )
+                spans[int(piece)] = (len(ids), [stop for _, stop in encoded["offset_mapping"]])
+                ids += encoded["input_ids"]
             elif piece:
                 ids += self.tokenizer.encode(piece, add_special_tokens=False)
-        return ids + self.encode_text(reply_start), starts
+        return ids + self.encode_text(reply_start), spans
 
     def encode_text(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
@@ -355,12 +359,10 @@ class Engine:
     ) -> tuple[list[int], int]:
         """The prompt, and the index of its first token past the original file (`file_end`)."""
         messages = edit_messages(file, instruction, language, path)
-        ids, starts = self.encode_chat(messages, reply_start(file, language, path))
-        text, end = messages[0]["content"], file_end(file, language, path)
-        spans = self.tokenizer(
-            text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
-        )["offset_mapping"]
-        return ids, starts[0] + sum(stop <= end for _, stop in spans)
+        ids, spans = self.encode_chat(messages, reply_start(file, language, path))
+        start, stops = spans[0]
+        end = file_end(file, language, path)
+        return ids, start + sum(stop <= end for stop in stops)
 
     def encode_prediction(self, prediction: str | None) -> list[int] | None:
         if prediction is None:
