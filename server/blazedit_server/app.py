@@ -41,6 +41,7 @@ def load_engine(settings: Settings) -> Engine:
         backend=settings.backend,
         device=settings.device,
         dtype=settings.dtype,
+        draft_dtype=settings.draft_dtype,
         strategy=settings.strategy,
     )
 

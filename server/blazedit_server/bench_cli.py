@@ -85,6 +85,7 @@ def command_line(args: argparse.Namespace) -> str:
         "backend",
         "device",
         "dtype",
+        "draft_dtype",
         "model",
     ):
         value = getattr(args, flag)
@@ -141,13 +142,16 @@ def measure(args: argparse.Namespace, pair, chosen: list[tasks.TaskSet]) -> Benc
     transformers_logging.set_verbosity_error()  # assisted generate warns about its length settings every step
     methods = runner.methods_for(loading.resolve_backend(args.backend, pair, args.device), args.strategies)
     started, date = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-    engine = Engine.load(pair, backend=args.backend, device=args.device, dtype=args.dtype)
+    engine = Engine.load(
+        pair, backend=args.backend, device=args.device, dtype=args.dtype, draft_dtype=args.draft_dtype
+    )
     name, threads = machine(engine)
     meta = report.BenchMeta(
         command=command_line(args),
         date=date,
         backend=engine.backend_name,
         model=pair.name,
+        precision=f"target {engine.target.precision}, draft {engine.draft.precision}",
         max_new_tokens=args.max_new_tokens,
         machine=name,
         threads=threads,

@@ -43,6 +43,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp"], default="auto")
     parser.add_argument("--device", default="auto", help="transformers: auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on CUDA), float32, ...")
+    parser.add_argument(
+        "--draft-dtype", default="auto", help="transformers: the draft's (auto: int8 on a CPU, else --dtype)"
+    )
 
 
 def stats_line(finished) -> str:
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     original = read_source(args.file)
     engine = Engine.load(resolve_pair(args.model or DEFAULT_PAIR), backend=args.backend, device=args.device,
-                         dtype=args.dtype, calibrate=not args.no_calibrate)  # fmt: skip
+                         dtype=args.dtype, draft_dtype=args.draft_dtype,
+                         calibrate=not args.no_calibrate)  # fmt: skip
     params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature)
     language = LANGUAGES.get(args.file.suffix)
     stream = engine.edit(original, args.instruction, language=language, path=str(args.file),

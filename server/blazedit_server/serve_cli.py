@@ -86,13 +86,16 @@ async def serve_until_stopped(server: uvicorn.Server, url: str) -> None:
 
 
 def serve(source: CliSettingsSource, args: argparse.Namespace) -> int:
-    from blazedit_server.app import create_app  # imports torch: only when serving
+    from blazedit_server.app import create_app, load_engine  # imports torch: only when serving
 
     settings = load_settings(source, args)
     fetch_models(settings)
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings))
     log.info("loading %s ...", settings.model)
+    # loaded before uvicorn starts, so that a pair or setting the engine refuses is one error line and exit 1,
+    # not a traceback from the app's startup
+    engine = load_engine(settings)
+    app = create_app(settings, load_engine=lambda _: engine)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     keep_stop_signals()
     asyncio.run(serve_until_stopped(server, f"http://{settings.host}:{server.config.port}"))
     worker = getattr(app.state, "worker", None)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     backend: Literal["auto", "transformers", "llamacpp"] = Field("auto", description="model backend")
     device: str = Field("auto", description="torch device for the transformers backend (auto, cpu, cuda)")
     dtype: str = Field("auto", description="weights dtype for the transformers backend (auto, bfloat16, ...)")
+    draft_dtype: str = Field(
+        "auto", description="the draft model's dtype on transformers (auto: int8 on a CPU, else --dtype)"
+    )
     strategy: Strategy | None = Field(
         None, description="default decoding strategy (the engine's own default when unset)"
     )

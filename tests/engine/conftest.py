@@ -9,6 +9,7 @@ from fixtures.tiny import TEST_DEVICE
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_pair):
+    """The draft model in the dtype a user's engine would pick (int8 on a CPU)."""
     return Engine.load(
         tiny_pair, backend="transformers", device=TEST_DEVICE, dtype="float32", calibrate=False
     )
@@ -18,5 +19,10 @@ def tiny_engine(tiny_pair):
 def self_engine(tiny_self_pair):
     """The target drafts for itself: every draft-model token is accepted."""
     return Engine.load(
-        tiny_self_pair, backend="transformers", device=TEST_DEVICE, dtype="float32", calibrate=False
+        tiny_self_pair,
+        backend="transformers",
+        device=TEST_DEVICE,
+        dtype="float32",
+        draft_dtype="float32",
+        calibrate=False,
     )

@@ -1,10 +1,11 @@
 """Conformance of both model backends to engine/backend.py's `Backend` protocol.
 
-Every test runs against transformers (the tiny random target, fp32 on CPU) and llama.cpp (the real 0.5B draft
-GGUF of the default pair): logits for the positions asked, crop, re-decoding after a crop, reset, and the
-stop tokens the engine ends an answer with. Comparisons of the *same* batch replayed use a tight tolerance on
-both backends; comparisons across different batch shapes use each backend's own bound (`Subject.atol`):
-llama.cpp's batched kernels round differently from its one-token path (docs/llamacpp.md).
+Every test runs against transformers (the tiny random target, fp32 on CPU, and the same in int8 as a CPU's
+draft models run) and llama.cpp (the real 0.5B draft GGUF of the default pair): logits for the positions
+asked, crop, re-decoding after a crop, reset, and the stop tokens the engine ends an answer with. Comparisons
+of the *same* batch replayed use a tight tolerance on every backend; comparisons across different batch
+shapes use each backend's own bound (`Subject.atol`): llama.cpp's batched kernels round differently from its
+one-token path (docs/llamacpp.md).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def transformers_subject(request: pytest.FixtureRequest) -> Subject:
     return Subject(backend, loading.load_tokenizer(model), atol=1e-4)
 
 
+def int8_subject(request: pytest.FixtureRequest) -> Subject:
+    from blazedit_server.engine.hf import HFBackend
+
+    model = request.getfixturevalue("tiny_pair").target
+    backend = HFBackend.load(model.hf_dir, device="cpu", dtype="int8")
+    # each row is quantized on its own and the int8 products sum exactly, so batches agree as tightly as fp32
+    return Subject(backend, loading.load_tokenizer(model), atol=1e-4)
+
+
 def llamacpp_subject(request: pytest.FixtureRequest) -> Subject:
     from blazedit_server.engine.llamacpp import LlamaCppBackend
 
@@ -55,11 +65,11 @@ def llamacpp_subject(request: pytest.FixtureRequest) -> Subject:
 
 @pytest.fixture(
     scope="module",
-    params=["transformers", pytest.param("llamacpp", marks=pytest.mark.real_pair)],
+    params=["transformers", "int8", pytest.param("llamacpp", marks=pytest.mark.real_pair)],
 )
 def subject(request: pytest.FixtureRequest) -> Subject:
-    make = transformers_subject if request.param == "transformers" else llamacpp_subject
-    return make(request)
+    makers = {"transformers": transformers_subject, "int8": int8_subject, "llamacpp": llamacpp_subject}
+    return makers[request.param](request)
 
 
 @pytest.fixture

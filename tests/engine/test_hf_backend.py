@@ -1,6 +1,6 @@
-"""The transformers backend's CPU fp32 weight prepacking (engine/hf.py): every linear layer runs on a
-oneDNN-packed weight, computes what `nn.Linear` computes, and is read from the checkpoint without leaving the
-checkpoint's pages resident."""
+"""The transformers backend's CPU linear layers (engine/hf.py): in fp32 every one runs on a oneDNN-packed
+weight and computes what `nn.Linear` computes; in int8 (the CPU's draft models) close to it; both read the
+checkpoint without leaving its pages resident. And the dtypes a CPU engine picks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from blazedit_server.engine.hf import HFBackend, PackedLinear, read_weight
+from blazedit_client.errors import InvalidRequestError
+from blazedit_server.engine import loading
+from blazedit_server.engine.hf import HFBackend, Int8Linear, PackedLinear, read_weight
+from fixtures.tiny import TEST_DEVICE
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -59,9 +62,65 @@ def test_cpu_fp32_linears_are_packed_and_compute_what_linear_does(tmp_path, layo
     assert torch.equal(logits.argmax(-1), reference.argmax(-1))
 
 
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got - want).abs().max() / want.abs().max()).item()
+
+
+def test_int8_linear_is_close_to_linear_row_by_row() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 96)
+    x = torch.randn(3, 5, 256)
+    x[0, 0, 7] = 60.0  # one outlier activation, as LLM hidden states have: it must not cost the other rows
+    layer = Int8Linear(linear.weight, linear.bias)
+    with torch.inference_mode():
+        got, want = layer(x), linear(x)
+        assert got.shape == (3, 5, 96)
+        assert relative_error(got[0, 0], want[0, 0]) < 0.1  # the outlier's row is coarser
+        assert relative_error(got[0, 1:], want[0, 1:]) < 0.02 and relative_error(got[1:], want[1:]) < 0.02
+        # a row's result does not depend on the rows passed with it
+        torch.testing.assert_close(layer(x[1, 2:3]), got[1, 2:3], atol=1e-5, rtol=0)
+        torch.testing.assert_close(layer(torch.zeros(2, 256)), linear.bias.expand(2, 96), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["tied", "untied"])
+def test_cpu_int8_replaces_every_linear_and_stays_close(tmp_path, layout) -> None:
+    save_model(tmp_path, tied=layout == "tied")
+    backend = HFBackend.load(tmp_path, device="cpu", dtype="int8")
+    assert backend.precision == "int8"
+    assert linears(backend.model) == []
+    assert len([m for m in backend.model.modules() if isinstance(m, Int8Linear)]) == 2 * 7 + 1
+    logits, reference = backend.forward(TOKENS), reference_logits(tmp_path)
+    assert relative_error(logits, reference) < 0.1  # two layers of int8 rounding on random weights
+    top2 = reference.topk(2, dim=-1).values
+    sure = top2[:, 0] - top2[:, 1] > 0.1 * reference.abs().max()
+    assert sure.sum() >= 3 and torch.equal(logits.argmax(-1)[sure], reference.argmax(-1)[sure])
+
+
+def test_int8_off_the_cpu_and_unknown_dtypes_are_clear_errors(tmp_path) -> None:
+    # raised before any model file is read: tmp_path holds none
+    with pytest.raises(InvalidRequestError, match="int8 runs on a CPU only, not on cuda"):
+        HFBackend.load(tmp_path, device="cuda", dtype="int8")
+    with pytest.raises(InvalidRequestError, match=r"unknown dtype 'int4'; use one of auto, int8, float32"):
+        HFBackend.load(tmp_path, device="cpu", dtype="int4")
+
+
+def test_draft_dtype_auto_is_int8_on_a_cpu_else_the_targets() -> None:
+    assert loading.draft_dtype("auto", "auto", "cpu") == "int8"
+    assert loading.draft_dtype("auto", "float32", "cpu") == "int8"
+    assert loading.draft_dtype("auto", "bfloat16", "cuda") == "bfloat16"
+    assert loading.draft_dtype("float32", "float32", "cpu") == "float32"
+
+
+def test_a_cpu_engine_drafts_in_int8_unless_told(tiny_engine, self_engine) -> None:
+    assert tiny_engine.target.precision == "float32"
+    assert tiny_engine.draft.precision == ("int8" if TEST_DEVICE == "cpu" else "float32")
+    assert self_engine.draft.precision == "float32"  # conftest: its draft is the target itself
+
+
 def test_bf16_keeps_plain_linear_layers(tmp_path) -> None:
     save_model(tmp_path, tied=True)
     backend = HFBackend.load(tmp_path, device="cpu", dtype="bfloat16")
+    assert backend.precision == "bfloat16"
     assert len(linears(backend.model)) == 2 * 7 + 1
 
 
@@ -70,13 +129,14 @@ def resident_file_bytes() -> int:
     return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("RssFile:"))
 
 
-def test_packing_leaves_no_checkpoint_pages_resident(tmp_path) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_packing_leaves_no_checkpoint_pages_resident(tmp_path, dtype) -> None:
     """Reading the weights through the model's own mapping of the checkpoint would keep every page of it
     resident next to the packed copies: twice the model's memory."""
     save_model(tmp_path, tied=False, hidden=512, layers=4)  # ~50 MB of linear weights
     weights = (tmp_path / "model.safetensors").stat().st_size
     before = resident_file_bytes()
-    backend = HFBackend.load(tmp_path, device="cpu", dtype="float32")
+    backend = HFBackend.load(tmp_path, device="cpu", dtype=dtype)
     backend.forward(TOKENS)
     assert resident_file_bytes() - before < weights / 4
 

@@ -37,10 +37,12 @@ def test_defaults_are_the_default_pair_on_loopback():
 def test_flags_win_over_environment_which_wins_over_defaults(monkeypatch):
     monkeypatch.setenv("BLAZEDIT_PORT", "9001")
     monkeypatch.setenv("BLAZEDIT_MAX_QUEUE", "3")
+    monkeypatch.setenv("BLAZEDIT_DRAFT_DTYPE", "bfloat16")
     settings = settings_from(
         ["--port", "9002", "--strategy", "pld", "--allowed-origins", '["vscode-webview://x"]']
     )
     assert (settings.port, settings.max_queue, settings.strategy.value) == (9002, 3, "pld")
+    assert (settings.dtype, settings.draft_dtype) == ("auto", "bfloat16")
     assert settings.allowed_origins == ["vscode-webview://x"]
 
 
@@ -67,6 +69,19 @@ def test_serve_refuses_an_exposed_address_without_a_key():
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1
     assert stderr.strip().splitlines()[-1].startswith("blazedit: error: binding 0.0.0.0 exposes the daemon")
+
+
+def test_serve_with_an_unknown_draft_dtype_says_so_and_exits_1(tiny_pair):
+    model = f"{tiny_pair.target.hf_dir},{tiny_pair.draft.hf_dir}"
+    process = run_blazedit(
+        "serve", "--model", model, "--port", str(free_port()), "--backend", "transformers",
+        "--draft-dtype", "int4",
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("blazedit: error: unknown dtype 'int4'; use one of auto, int8, float32")
+    assert "Traceback" not in stderr
 
 
 def wait_for_line(process: subprocess.Popen, words: str, timeout: float = 300) -> list[str]:

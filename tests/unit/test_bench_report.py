@@ -28,6 +28,7 @@ def fake_results() -> BenchResults:
         date="2026-01-01T00:00:00Z",
         backend="transformers",
         model="tiny",
+        precision="target float32, draft int8",
         max_new_tokens=None,
         machine="test CPU",
         threads=2,
@@ -62,6 +63,7 @@ def test_the_plot_says_so_when_multilayer_did_not_run(tmp_path):
 def test_markdown_has_one_row_per_method_with_speedups():
     table = report.markdown(fake_results())
     assert "`blazedit bench --sets demo`" in table
+    assert "- test CPU, 2 threads; target float32, draft int8; max new tokens" in table
     assert "| method | mean tok/s | P90 tok/s | vs regular (mean / P90) | vs pld (mean / P90) |" in table
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| `")}
     assert list(rows) == [f"| `{m}`" for m in METHODS]

@@ -22,6 +22,7 @@ class BenchMeta(BaseModel):
     date: str  # UTC, ISO 8601, when the run started
     backend: str
     model: str
+    precision: str  # what each model's weights compute in ("target float32, draft int8")
     max_new_tokens: int | None
     machine: str  # CPU model and cores, or the GPU name
     threads: int
@@ -111,7 +112,8 @@ def markdown(results: BenchResults) -> str:
         "",
         f"- command: `{meta.command}`",
         f"- date: {meta.date}; wall time {meta.wall_s / 60:.1f} min; peak RSS {meta.peak_rss_gb:.1f} GB",
-        f"- {meta.machine}, {meta.threads} threads; max new tokens {meta.max_new_tokens or CAP_NOTE}",
+        f"- {meta.machine}, {meta.threads} threads; {meta.precision}; max new tokens"
+        f" {meta.max_new_tokens or CAP_NOTE}",
         f"- {DEFINITIONS}",
         "",
     ]

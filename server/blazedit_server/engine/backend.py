@@ -20,6 +20,7 @@ import torch
 @runtime_checkable
 class Backend(Protocol):
     name: str  # "transformers" | "llamacpp"
+    precision: str  # what the weights compute in: "float32", "bfloat16", "int8" (transformers), "GGUF"
     vocab_size: int  # rows of the logits (may exceed the tokenizer's vocabulary: padded embeddings)
     n_ctx: int  # the longest sequence this backend accepts (prompt + output)
 

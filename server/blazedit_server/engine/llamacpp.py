@@ -118,6 +118,14 @@ class _LogitsMemory:
         return self._array[:n_rows]
 
 
+def _file_type(model) -> str:
+    """The weights' quantization as llama.cpp describes the model ("qwen2 1B Q4_K - Medium" -> "Q4_K -
+    Medium")."""
+    description = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(model, description, len(description))
+    return description.value.decode(errors="replace").split(" ", 2)[-1]
+
+
 class LlamaCppBackend:
     """One GGUF model on llama.cpp (CPU), one sequence, position as the only cursor."""
 
@@ -144,6 +152,7 @@ class LlamaCppBackend:
         self._view = _BatchView(batch, n_batch)
         self._n_batch = n_batch
         self.vocab_size = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))
+        self.precision = f"GGUF {_file_type(model)}"
         self._logits = _LogitsMemory(self.vocab_size)
         self._n_cached = 0
 

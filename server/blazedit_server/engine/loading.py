@@ -37,6 +37,18 @@ def resolve_backend(backend: str, pair: Any, device: str = "auto") -> str:
     return "llamacpp" if has_gguf and llama and not cuda else "transformers"
 
 
+def draft_dtype(requested: str, dtype: str, device: str) -> str:
+    """The draft model's dtype on the transformers backend. "auto": int8 where the draft runs on a CPU that
+    has the int8 kernels, else the target's `dtype`. What the draft computes in decides only how often the
+    target accepts its guesses, never the output, and a CPU pass over int8 weights costs half of fp32's or
+    less (engine/hf.py)."""
+    if requested != "auto":
+        return requested
+    from .hf import INT8, int8_available, pick_device
+
+    return INT8 if pick_device(device).type == "cpu" and int8_available() else dtype
+
+
 def load_tokenizer(model: Any) -> Any:
     if model.hf_dir is None:
         raise InvalidRequestError(f"model {model.name} has no tokenizer folder (hf_dir)", param="model")

@@ -246,14 +246,17 @@ class Engine:
         backend: str = "auto",
         device: str = "auto",
         dtype: str = "auto",
+        draft_dtype: str = "auto",
         strategy: Strategy | None = None,
         calibrate: bool = True,
     ) -> Engine:
+        """`dtype` is the target's (transformers), `draft_dtype` the draft model's (`loading.draft_dtype`)."""
         name = loading.resolve_backend(backend, pair, device)
         tokenizer = loading.load_tokenizer(pair.target)
         loading.check_tokenizers(tokenizer, loading.load_tokenizer(pair.draft))
         target = loading.load_backend(pair.target, name, device=device, dtype=dtype)
-        draft = loading.load_backend(pair.draft, name, device=device, dtype=dtype)
+        draft_weights = loading.draft_dtype(draft_dtype, dtype, device) if name == "transformers" else dtype
+        draft = loading.load_backend(pair.draft, name, device=device, dtype=draft_weights)
         engine = cls(
             target,
             draft,
