@@ -11,7 +11,14 @@ import pytest
 import torch
 from blazedit_client.errors import InvalidRequestError
 from blazedit_server.engine import loading
-from blazedit_server.engine.hf import HFBackend, Int8Linear, PackedLinear, read_weight
+from blazedit_server.engine.hf import (
+    PADDABLE,
+    HFBackend,
+    Int8Linear,
+    PackedLinear,
+    read_weight,
+    tune_row_padding,
+)
 from fixtures.tiny import TEST_DEVICE
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
@@ -60,6 +67,40 @@ def test_cpu_fp32_linears_are_packed_and_compute_what_linear_does(tmp_path, layo
     reference = reference_logits(tmp_path)
     torch.testing.assert_close(logits, reference, atol=1e-4, rtol=1e-4)
     assert torch.equal(logits.argmax(-1), reference.argmax(-1))
+
+
+def test_a_padded_pass_computes_the_same_rows() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    layer = PackedLinear(linear.weight, linear.bias)
+    x = torch.randn(1, 3, 64)
+    plain = layer(x)
+    layer.padded = (0, 4, 4, 4)
+    with torch.inference_mode():
+        padded = layer(x)
+        assert padded.shape == (1, 3, 48)
+        torch.testing.assert_close(padded, plain, atol=1e-5, rtol=0)
+        torch.testing.assert_close(layer(x[:, :1]), linear(x[:, :1]), atol=1e-5, rtol=0)
+        assert layer(torch.randn(5, 64)).shape == (5, 48)  # past the table: as is
+
+
+def test_row_padding_is_tuned_once_per_shape(tmp_path) -> None:
+    save_model(tmp_path, tied=False)
+    backend = HFBackend.load(tmp_path, device="cpu", dtype="float32")
+    layers = [m for m in backend.model.modules() if isinstance(m, PackedLinear)]
+    by_shape: dict[tuple[int, int], set] = {}
+    for layer in layers:
+        assert len(layer.padded) == PADDABLE + 1
+        assert all(n <= m <= PADDABLE for n, m in enumerate(layer.padded))
+        by_shape.setdefault((layer.out_features, layer.in_features), set()).add(layer.padded)
+    assert all(len(tables) == 1 for tables in by_shape.values())
+    # every table is the fastest size at or above n, among the timed ones
+    timings = iter([5.0, 9.0, 4.0, 4.5, 6.0, 6.0, 6.0, 6.0] * len(by_shape))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("blazedit_server.engine.hf.time_rows", lambda layer, n, repeats: next(timings))
+        tune_row_padding(backend.model)
+    assert layers[0].padded == (0, 3, 3, 3, 4, 5, 6, 7, 8)  # 4.0 beats 5.0 and 9.0 by more than 10%
+    assert backend.forward(TOKENS).shape == (len(TOKENS), 128)
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,18 +61,59 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 class PackedLinear(torch.nn.Module):
-    """`nn.Linear` on a oneDNN-reordered copy of its weight (an opaque tensor, so not a parameter)."""
+    """`nn.Linear` on a oneDNN-reordered copy of its weight (an opaque tensor, so not a parameter).
+
+    A pass over few rows may run padded to more (`padded`, set by `tune_row_padding`): oneDNN picks its kernel
+    by the row count, and on the dev machine one row through the 1.5B target's MLP and output layers costs
+    more than four (output layer 32 ms vs 23), so a one-token pass of the target takes 167 ms padded to four
+    rows instead of 224.
+    """
 
     def __init__(self, weight: torch.Tensor, bias: torch.nn.Parameter | None) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
         self.bias = bias
+        self.padded: tuple[int, ...] = ()  # rows n < len(padded) run as padded[n] rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        y = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
+        n = rows.shape[0]
+        if n < len(self.padded) and self.padded[n] > n:
+            rows = torch.nn.functional.pad(rows, (0, 0, 0, self.padded[n] - n))
+        y = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")[:n]
         return y.reshape(*x.shape[:-1], self.out_features)
+
+
+PADDABLE = 8  # passes over fewer rows than this may run padded; wider ones are priced by the policy itself
+PAD_GAIN = 0.9  # padding must save at least 10%: timing noise must not choose it
+
+
+def tune_row_padding(model: torch.nn.Module, repeats: int = 5) -> None:
+    """Time each shape of `PackedLinear` in `model` over 1..PADDABLE rows and let every pass over n rows run
+    at the size m >= n that costs least (once per shape: a few seconds for the 1.5B target)."""
+    shapes: dict[tuple[int, int], list[PackedLinear]] = {}
+    for module in model.modules():
+        if isinstance(module, PackedLinear):
+            shapes.setdefault((module.out_features, module.in_features), []).append(module)
+    for layers in shapes.values():
+        seconds = [0.0, *(time_rows(layers[0], n, repeats) for n in range(1, PADDABLE + 1))]
+        padded = tuple(
+            min(range(n, PADDABLE + 1), key=lambda m: seconds[m] if m == n else seconds[m] / PAD_GAIN)
+            for n in range(PADDABLE + 1)
+        )
+        for layer in layers:
+            layer.padded = padded
+
+
+def time_rows(layer: PackedLinear, n: int, repeats: int) -> float:
+    x = torch.zeros(n, layer.in_features)
+    runs = []
+    for _ in range(repeats + 1):  # the first run warms the kernel up
+        begin = time.perf_counter()
+        torch.ops.mkldnn._linear_pointwise(x, layer.packed, layer.bias, "none", [], "")
+        runs.append(time.perf_counter() - begin)
+    return min(runs[1:])
 
 
 class Int8Linear(torch.nn.Module):
@@ -192,10 +234,13 @@ class HFBackend:
             )
         weights = torch.float32 if int8 else pick_dtype(dtype, dev)
         model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=weights).to(dev).eval()
-        packed = dev.type == "cpu" and model.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-        if int8 or packed:
-            replace_linears(model, Path(hf_dir), Int8Linear if int8 else PackedLinear)
-        kind = "int8 oneDNN GEMM" if int8 else "oneDNN-packed" if packed else "unpacked"
+        fp32 = dev.type == "cpu" and model.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+        if int8:
+            replace_linears(model, Path(hf_dir), Int8Linear)
+        elif fp32:
+            replace_linears(model, Path(hf_dir), PackedLinear)
+            tune_row_padding(model)
+        kind = "int8 oneDNN GEMM" if int8 else "oneDNN-packed" if fp32 else "unpacked"
         log.info("loaded %s on %s (%s, %s linear layers)", hf_dir, dev, model.dtype, kind)
         return cls(model)
 
