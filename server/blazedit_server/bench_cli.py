@@ -67,6 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"cap on generated tokens (default: the file's tokens + {tasks.EXTRA_TOKENS})",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="run every method N times per task and keep its fastest run (damps machine noise; default 1)",
+    )
     add_engine_arguments(parser)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="pair name or TARGET_PATH,DRAFT_PATH")
     parser.add_argument("--out", type=Path, help="output folder")
@@ -82,6 +88,7 @@ def command_line(args: argparse.Namespace) -> str:
         "limit",
         "strategies",
         "max_new_tokens",
+        "repeat",
         "backend",
         "device",
         "dtype",
@@ -97,6 +104,8 @@ def command_line(args: argparse.Namespace) -> str:
 def check_args(args: argparse.Namespace) -> None:
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise InvalidRequestError("--max-new-tokens must be at least 1", param="max_new_tokens")
+    if args.repeat is not None and args.repeat < 1:
+        raise InvalidRequestError("--repeat must be at least 1", param="repeat")
 
 
 def machine(engine) -> tuple[str, int]:
@@ -164,7 +173,7 @@ def measure(args: argparse.Namespace, pair, chosen: list[tasks.TaskSet]) -> Benc
     def save(done: list) -> None:
         report.write_all(collect(done), results_dir(args, engine.backend_name))
 
-    bench = runner.Bench(engine, pair, methods, args.max_new_tokens)
+    bench = runner.Bench(engine, pair, methods, args.max_new_tokens, repeat=args.repeat or 1)
     return collect(runner.run_sets(bench, chosen, progress=not args.no_progress, on_task=save))
 
 

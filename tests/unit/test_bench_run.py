@@ -69,12 +69,48 @@ def test_bench_cli_runs_every_method_on_the_tiny_pair(tiny_pair, tmp_path, capsy
     assert "| `multilayer` |" in table
 
 
+def test_repeated_runs_keep_the_fastest_and_fail_on_differing_outputs(tiny_pair, tmp_path):
+    out = tmp_path / "out"
+    model = f"{tiny_pair.target.hf_dir},{tiny_pair.draft.hf_dir}"
+    argv = ["bench", "--model", model, "--backend", "transformers", "--sets", "editeval", "--limit", "1"]
+    argv += ["--max-new-tokens", "6", "--strategies", "pld", "--repeat", "3"]
+    argv += ["--out", str(out), "--no-progress"]
+    calls = []
+    engine_run = runner.engine_run
+
+    def counted(engine, strategy, task, job):
+        run = engine_run(engine, strategy, task, job)
+        calls.append((strategy.value, run.decode_s))
+        return run
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "engine_run", counted)
+        assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "--repeat 3" in results["meta"]["command"]
+    assert [method for method, _ in calls] == ["regular", "pld"] * 4  # the warm-up, then three rounds
+    [task] = results["tasks"]
+    for method in ("regular", "pld"):
+        kept = task["results"][method]["run"]["decode_s"]
+        assert kept == min(s for m, s in calls[2:] if m == method)
+
+    a = MethodRun(method="pld", token_ids=[1, 2], decode_s=2.0)
+    b = MethodRun(method="pld", token_ids=[1, 2], decode_s=1.0)
+    assert runner.fastest(a, b) is b and runner.fastest(b, a) is b
+    other = runner.fastest(a, MethodRun(method="pld", token_ids=[1, 3], decode_s=0.5))
+    assert other.error == "the output differed between repeated runs"
+    failed = MethodRun(method="pld", error="RuntimeError: boom")
+    assert runner.fastest(a, failed) is failed and runner.fastest(failed, b) is failed
+
+
 def test_bench_cli_rejects_bad_arguments_before_loading_models(tmp_path, capsys):
+    assert cli.main(["bench", "--repeat", "0"]) == 1
     assert cli.main(["bench", "--max-new-tokens", "0"]) == 1
     assert cli.main(["bench", "--data", str(tmp_path / "absent.jsonl")]) == 1
     assert cli.main(["bench", "--sets", "editeval", "--limit", "0"]) == 1
     errors = capsys.readouterr().err.splitlines()
     assert errors == [
+        "blazedit: error: --repeat must be at least 1",
         "blazedit: error: --max-new-tokens must be at least 1",
         f"blazedit: error: {tmp_path / 'absent.jsonl'}: no such task file",
         "blazedit: error: --limit must be at least 1",
