@@ -19,6 +19,7 @@ target's greedy tokens as often as in fp32 (98.6% of 970 dev-set answer tokens, 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -97,11 +98,11 @@ def tune_row_padding(model: torch.nn.Module, repeats: int = 5) -> None:
         if isinstance(module, PackedLinear):
             shapes.setdefault((module.out_features, module.in_features), []).append(module)
     for layers in shapes.values():
-        seconds = [0.0, *(time_rows(layers[0], n, repeats) for n in range(1, PADDABLE + 1))]
-        padded = tuple(
+        seconds = {n: time_rows(layers[0], n, repeats) for n in range(1, PADDABLE + 1)}
+        padded = (0, *(
             min(range(n, PADDABLE + 1), key=lambda m: seconds[m] if m == n else seconds[m] / PAD_GAIN)
-            for n in range(PADDABLE + 1)
-        )
+            for n in range(1, PADDABLE + 1)
+        ))  # fmt: skip
         for layer in layers:
             layer.padded = padded
 
@@ -145,6 +146,7 @@ class Int8Linear(torch.nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
+@functools.cache
 def int8_available() -> bool:
     """Whether this torch build runs oneDNN's int8 GEMM on this CPU (x86 builds with oneDNN do)."""
     try:
@@ -209,11 +211,10 @@ class HFBackend:
 
     name = "transformers"
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, precision: str) -> None:
         self.model = model
         self.device = model.device
-        int8 = any(isinstance(module, Int8Linear) for module in model.modules())
-        self.precision = INT8 if int8 else str(model.dtype).removeprefix("torch.")
+        self.precision = precision
         self.vocab_size = model.config.vocab_size
         self.n_ctx = model.config.max_position_embeddings
         self.cache = DynamicCache(config=model.config)
@@ -242,7 +243,7 @@ class HFBackend:
             tune_row_padding(model)
         kind = "int8 oneDNN GEMM" if int8 else "oneDNN-packed" if fp32 else "unpacked"
         log.info("loaded %s on %s (%s, %s linear layers)", hf_dir, dev, model.dtype, kind)
-        return cls(model)
+        return cls(model, INT8 if int8 else str(model.dtype).removeprefix("torch."))
 
     @property
     def n_cached(self) -> int:

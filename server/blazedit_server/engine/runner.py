@@ -255,7 +255,7 @@ class Engine:
         tokenizer = loading.load_tokenizer(pair.target)
         loading.check_tokenizers(tokenizer, loading.load_tokenizer(pair.draft))
         target = loading.load_backend(pair.target, name, device=device, dtype=dtype)
-        draft_weights = loading.draft_dtype(draft_dtype, dtype, device) if name == "transformers" else dtype
+        draft_weights = loading.draft_dtype(draft_dtype, dtype, device)  # llama.cpp reads no dtype
         draft = loading.load_backend(pair.draft, name, device=device, dtype=draft_weights)
         engine = cls(
             target,
