@@ -182,6 +182,9 @@ class LlamaCppReference:
             n_threads_batch=n_threads,
             n_gpu_layers=0,
             draft_model=draft,
+            # with a draft model llama-cpp-python keeps every token's logits, but sizes their buffer by this
+            # argument: left False, it holds one batch (512 tokens) and longer prompts overflowed it
+            logits_all=draft is not None,
             verbose=False,
         )
 
