@@ -35,7 +35,7 @@ test: setup clients ## run the test suite (builds the VS Code extension first: i
 
 BENCH_BACKEND ?= transformers
 BENCH_ARGS ?= --sets humanevalfix-python editeval --limit 10
-bench: models ## every strategy side by side on 20 edit tasks (~30 min on 2 idle cores, llama.cpp ~16; BENCH_BACKEND=llamacpp, BENCH_ARGS=...)
+bench: models ## every strategy side by side on 20 edit tasks (~30 min on 2 idle cores, llama.cpp ~17; BENCH_BACKEND=llamacpp, BENCH_ARGS=...)
 	$(BLAZEDIT) bench --backend $(BENCH_BACKEND) $(BENCH_ARGS)
 
 lint: setup ## ruff over the whole repository
