@@ -35,20 +35,13 @@ class Subject:
     atol: float  # how far a position's logits may move when the batch around it is cut differently
 
 
-def transformers_subject(request: pytest.FixtureRequest) -> Subject:
+def transformers_subject(request: pytest.FixtureRequest, device: str, dtype: str) -> Subject:
     from blazedit_server.engine.hf import HFBackend
 
     model = request.getfixturevalue("tiny_pair").target
-    backend = HFBackend.load(model.hf_dir, device=TEST_DEVICE, dtype="float32")
-    return Subject(backend, loading.load_tokenizer(model), atol=1e-4)
-
-
-def int8_subject(request: pytest.FixtureRequest) -> Subject:
-    from blazedit_server.engine.hf import HFBackend
-
-    model = request.getfixturevalue("tiny_pair").target
-    backend = HFBackend.load(model.hf_dir, device="cpu", dtype="int8")
-    # each row is quantized on its own and the int8 products sum exactly, so batches agree as tightly as fp32
+    backend = HFBackend.load(model.hf_dir, device=device, dtype=dtype)
+    # in int8 each row is quantized on its own and the int8 products sum exactly, so batches agree as tightly
+    # as in fp32
     return Subject(backend, loading.load_tokenizer(model), atol=1e-4)
 
 
@@ -68,8 +61,11 @@ def llamacpp_subject(request: pytest.FixtureRequest) -> Subject:
     params=["transformers", "int8", pytest.param("llamacpp", marks=pytest.mark.real_pair)],
 )
 def subject(request: pytest.FixtureRequest) -> Subject:
-    makers = {"transformers": transformers_subject, "int8": int8_subject, "llamacpp": llamacpp_subject}
-    return makers[request.param](request)
+    if request.param == "llamacpp":
+        return llamacpp_subject(request)
+    if request.param == "int8":
+        return transformers_subject(request, "cpu", "int8")
+    return transformers_subject(request, TEST_DEVICE, "float32")
 
 
 @pytest.fixture
