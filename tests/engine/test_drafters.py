@@ -171,6 +171,33 @@ def test_the_model_drafter_reports_what_its_cache_has_not_read(self_engine):
     assert drafter.outlook([*prompt, *prompt[:3]]).evidence > 0  # the output started to copy the prompt
 
 
+def test_the_lookup_records_which_token_each_output_token_copied():
+    output = [FILE[3], *FILE[4:8], 7, FILE[9], FILE[10]]  # found by a token, copied, an edit, found again
+    lookup = lookup_after(FILE, output)
+    assert lookup.sources == [None, 4, 5, 6, 7, None, None, 10]
+    drafter = LookupDrafter()
+    drafter.start([1, 2, *FILE])
+    drafter.sync([1, 2, *FILE, *output])
+    assert drafter.copied_from(22 + 1) == 2 + 4  # positions in the sequence: the prompt's, then the output's
+    assert drafter.copied_from(22) is None and drafter.copied_from(5) is None
+    predicted = LookupDrafter(reference=FILE)  # a prediction is not in the sequence: nothing to take
+    predicted.start([1, 2])
+    predicted.sync([1, 2, *output])
+    assert predicted.copied_from(2 + 1) is None
+
+
+def test_the_model_drafter_takes_long_copied_runs_from_its_cache(tiny_engine):
+    prompt = list(range(10, 80))
+    drafter = ModelDrafter(tiny_engine.draft, Sampler(), LookupDrafter())
+    drafter.start(prompt)
+    copied = [*prompt[5:45], 300]  # found by its first token, then 39 copied tokens, then an edit
+    assert drafter.outlook([*prompt, *copied[:10]]).behind == 11  # 9 copied: too short a run to take
+    seq = [*prompt, *copied]
+    assert drafter.outlook(seq).behind == 3  # the prompt's last token, the one that found the copy, the edit
+    drafter.propose(seq, Lengths(2))
+    assert tiny_engine.draft.n_cached == len(drafter.cached) and drafter.cached[: len(seq)] == seq
+
+
 class Scripted:
     """A draft model that always writes token 7, with the next scripted probability at each pass."""
 

@@ -203,3 +203,21 @@ def test_forward_passes_the_cache_under_the_installed_transformers_name(tiny_pai
         backend.forward(list(range(40, 50)))
         backend.forward([60])
     assert backend.n_cached == 11
+
+
+def test_reuse_repeats_cached_positions_with_their_keys_turned_to_the_new_positions(tmp_path) -> None:
+    save_model(tmp_path, tied=True)
+    backend = HFBackend.load(tmp_path, device="cpu", dtype="float32")
+    assert backend.can_reuse
+    backend.forward(TOKENS)
+    backend.reuse(2, 5)
+    assert backend.n_cached == len(TOKENS) + 5
+    # the first layer's keys and values depend on the token and its position only: what reading computes
+    read = HFBackend.load(tmp_path, device="cpu", dtype="float32")
+    read.forward([*TOKENS, *TOKENS[2:7]])
+    first, expected = backend.cache.layers[0], read.cache.layers[0]
+    torch.testing.assert_close(first.keys, expected.keys, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(first.values, expected.values, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(backend.cache.layers[0].keys[:, :, 2:7], first.keys[:, :, 10:])  # turned
+    with pytest.raises(ValueError, match="cannot repeat"):
+        backend.reuse(10, 6)

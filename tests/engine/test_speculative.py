@@ -176,3 +176,61 @@ def test_end_tokens_are_masked_while_the_answer_may_not_end(self_engine):
     assert len(masked) == 24 and end not in masked
     for strategy in ("pld", "multilayer"):
         assert decode(strategy, {end}, nowhere) == masked
+
+
+class Scripted:
+    """A target whose greedy next token at every position is that of a given sequence (then token 0)."""
+
+    name, precision, n_ctx, can_reuse = "scripted", "float32", 4096, False
+
+    def __init__(self, path, vocab_size):
+        self.path, self.vocab_size, self.tokens = path, vocab_size, []
+
+    @property
+    def n_cached(self):
+        return len(self.tokens)
+
+    def forward(self, tokens, logits_from=0):
+        start = len(self.tokens)
+        self.tokens += tokens
+        logits = torch.zeros(len(tokens) - logits_from, self.vocab_size)
+        for row in range(len(logits)):
+            position = start + logits_from + row + 1
+            logits[row, self.path[position] if position < len(self.path) else 0] = 1.0
+        return logits
+
+    def truncate(self, n):
+        del self.tokens[n:]
+
+    def reset(self):
+        self.tokens = []
+
+
+class Reuses(Spy):
+    """A Spy that also counts the positions the draft model takes from its cache instead of reading them."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.reused = 0
+
+    def reuse(self, start, count):
+        self.backend.reuse(start, count)
+        self.reused += count
+
+
+def test_the_draft_model_takes_copied_runs_from_its_cache_in_the_loop(tiny_engine):
+    # an edit: the output copies 60 tokens of the prompt, writes 3 of its own, then copies 60 more
+    prompt = list(range(10, 150))
+    answer = [*prompt[5:65], 300, 301, 302, *prompt[68:128]]
+    target = Scripted(prompt + answer, tiny_engine.target.vocab_size)
+    draft = Reuses(tiny_engine.draft)
+    drafter = ModelDrafter(draft, Sampler(), LookupDrafter())
+    planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS)  # a draft pass as dear as a target pass
+    seq = list(prompt)
+    for result in generate(
+        target, drafter, planner, prompt, sampler=Sampler(), eos=set(), max_new_tokens=123
+    ):
+        seq += result.tokens
+        assert draft.n_cached == len(drafter.cached) and drafter.cached == seq[: len(drafter.cached)]
+    assert seq[len(prompt) :] == answer
+    assert draft.reused >= 16 and drafter.passes > 0

@@ -23,6 +23,7 @@ class Backend(Protocol):
     precision: str  # what the weights compute in: "float32", "bfloat16", "int8" (transformers), "GGUF"
     vocab_size: int  # rows of the logits (may exceed the tokenizer's vocabulary: padded embeddings)
     n_ctx: int  # the longest sequence this backend accepts (prompt + output)
+    can_reuse: bool  # whether `reuse` works (transformers on rotary models; not llama.cpp)
 
     @property
     def n_cached(self) -> int:
@@ -37,6 +38,13 @@ class Backend(Protocol):
 
     def truncate(self, n: int) -> None:
         """Keep the first n cached positions (n <= n_cached) and drop the rest."""
+        ...
+
+    def reuse(self, start: int, count: int) -> None:
+        """Append `count` positions that repeat the tokens at cached positions start.. (start + count <=
+        n_cached) without a forward pass: their cached keys and values, the keys turned to the new positions.
+        Only a draft model may use it: past the first layer a forward pass would compute other keys and
+        values, which depend on what precedes the tokens."""
         ...
 
     def reset(self) -> None:

@@ -28,9 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from blazedit_client.errors import InvalidRequestError
+from blazedit_client.errors import EngineError, InvalidRequestError
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,23 @@ def crop_cache(cache: DynamicCache, n: int) -> None:
     assert cache.get_seq_length() == n, (cache.get_seq_length(), n)
 
 
+def rotary_frequencies(model: torch.nn.Module) -> torch.Tensor | None:
+    """The inverse frequencies of the model's rotary embedding where all its layers share one, else None."""
+    found = [m.inv_freq for m in model.modules() if isinstance(getattr(m, "inv_freq", None), torch.Tensor)]
+    return found[0] if len(found) == 1 else None
+
+
+def turn_keys(keys: torch.Tensor, shift: int, inv_freq: torch.Tensor) -> torch.Tensor:
+    """Rotary-embedded keys [..., head_dim] as they would be `shift` positions later: one more rotation of
+    each pair of dimensions (transformers' rotate_half layout), on the first 2 * len(inv_freq) dimensions."""
+    angles = shift * inv_freq.double()
+    cos, sin = angles.cos().float().repeat(2), angles.sin().float().repeat(2)
+    half = len(inv_freq)
+    rotary = keys[..., : 2 * half].float()
+    turned = rotary * cos + torch.cat([-rotary[..., half:], rotary[..., :half]], dim=-1) * sin
+    return torch.cat([turned.to(keys.dtype), keys[..., 2 * half :]], dim=-1)
+
+
 class HFBackend:
     """`engine.backend.Backend` over a transformers causal LM."""
 
@@ -218,6 +236,11 @@ class HFBackend:
         self.vocab_size = model.config.vocab_size
         self.n_ctx = model.config.max_position_embeddings
         self.cache = DynamicCache(config=model.config)
+        self.inv_freq = rotary_frequencies(model)
+        self.can_reuse = self.inv_freq is not None and all(
+            type(layer) is DynamicLayer
+            for layer in self.cache.layers  # not sliding windows, quantized...
+        )
         # transformers 5.24 renamed forward's `past_key_values` to `cache` (the old name goes in 5.40); before
         # it, `cache` would land in **kwargs and the model would silently run without its cache
         parameters = inspect.signature(model.forward).parameters
@@ -262,6 +285,19 @@ class HFBackend:
 
     def truncate(self, n: int) -> None:
         crop_cache(self.cache, n)
+
+    @torch.inference_mode()
+    def reuse(self, start: int, count: int) -> None:
+        if not self.can_reuse or self.inv_freq is None:
+            raise EngineError("this model's cache cannot repeat positions (no single rotary embedding)")
+        if start < 0 or count < 0 or start + count > self.n_cached:
+            raise ValueError(
+                f"cannot repeat {count} positions from {start} of a cache holding {self.n_cached}"
+            )
+        shift = self.n_cached - start
+        for layer in self.cache.layers:
+            keys = layer.keys[:, :, start : start + count]
+            layer.update(turn_keys(keys, shift, self.inv_freq), layer.values[:, :, start : start + count])
 
     def reset(self) -> None:
         self.cache = DynamicCache(config=self.model.config)

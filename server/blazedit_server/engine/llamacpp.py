@@ -130,6 +130,7 @@ class LlamaCppBackend:
     """One GGUF model on llama.cpp (CPU), one sequence, position as the only cursor."""
 
     name = "llamacpp"
+    can_reuse = False  # `reuse`: a cell of its KV cache has one position per sequence
 
     def __init__(
         self,
@@ -185,6 +186,9 @@ class LlamaCppBackend:
         if not llama_cpp.llama_memory_seq_rm(self._memory, _SEQ, n, -1):
             raise EngineError(f"llama.cpp could not drop the cached positions from {n} on")
         self._n_cached = n
+
+    def reuse(self, start: int, count: int) -> None:
+        raise EngineError("llama.cpp's cache cannot repeat positions (one position per cell and sequence)")
 
     def reset(self) -> None:
         # data=False: forget the cells without zeroing the whole KV buffer (they are overwritten on reuse).
