@@ -171,3 +171,23 @@ def test_the_stop_tokens_are_model_tokens(subject: Subject, backend: Backend, id
     logits = backend.forward([*ids[:10], *stops])
     assert torch.isfinite(logits).all()
     assert backend.n_cached == 10 + len(stops)
+
+
+def test_reuse_repeats_positions_where_the_backend_can_and_declines_clearly_where_not(
+    subject: Subject, backend: Backend, ids: list[int]
+) -> None:
+    from blazedit_client.errors import EngineError
+
+    backend.forward(ids[:30])
+    if not backend.can_reuse:
+        assert backend.name == "llamacpp"
+        with pytest.raises(EngineError, match="cannot repeat"):
+            backend.reuse(5, 10)
+        assert backend.n_cached == 30
+        return
+    backend.reuse(5, 10)  # the draft model's catch-up on a copied run: then it reads on from there
+    assert backend.n_cached == 40
+    logits = backend.forward(ids[15:18])
+    assert logits.shape == (3, backend.vocab_size) and torch.isfinite(logits).all()
+    backend.truncate(32)  # crops through a repeated run like through any other
+    assert backend.n_cached == 32
