@@ -178,7 +178,7 @@ def test_end_tokens_are_masked_while_the_answer_may_not_end(self_engine):
         assert decode(strategy, {end}, nowhere) == masked
 
 
-class Scripted:
+class ScriptedTarget:
     """A target whose greedy next token at every position is that of a given sequence (then token 0)."""
 
     name, precision, n_ctx, can_reuse = "scripted", "float32", 4096, False
@@ -222,7 +222,7 @@ def test_the_draft_model_takes_copied_runs_from_its_cache_in_the_loop(tiny_engin
     # an edit: the output copies 60 tokens of the prompt, writes 3 of its own, then copies 60 more
     prompt = list(range(10, 150))
     answer = [*prompt[5:65], 300, 301, 302, *prompt[68:128]]
-    target = Scripted(prompt + answer, tiny_engine.target.vocab_size)
+    target = ScriptedTarget(prompt + answer, tiny_engine.target.vocab_size)
     draft = Reuses(tiny_engine.draft)
     drafter = ModelDrafter(draft, Sampler(), LookupDrafter())
     planner = Planner("multilayer", DEFAULT_COSTS, DEFAULT_COSTS)  # a draft pass as dear as a target pass

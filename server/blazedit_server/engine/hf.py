@@ -237,10 +237,9 @@ class HFBackend:
         self.n_ctx = model.config.max_position_embeddings
         self.cache = DynamicCache(config=model.config)
         self.inv_freq = rotary_frequencies(model)
-        self.can_reuse = self.inv_freq is not None and all(
-            type(layer) is DynamicLayer
-            for layer in self.cache.layers  # not sliding windows, quantized...
-        )
+        # `reuse` needs one rotary embedding and full-length cache layers (no sliding window, quantized cache)
+        plain = all(type(layer) is DynamicLayer for layer in self.cache.layers)
+        self.can_reuse = self.inv_freq is not None and plain
         # transformers 5.24 renamed forward's `past_key_values` to `cache` (the old name goes in 5.40); before
         # it, `cache` would land in **kwargs and the model would silently run without its cache
         parameters = inspect.signature(model.forward).parameters
