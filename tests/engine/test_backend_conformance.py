@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from blazedit_client.errors import EngineError
 from blazedit_server.engine import loading
 from blazedit_server.engine.backend import Backend
 from fixtures.tiny import TEST_DEVICE
@@ -174,10 +175,8 @@ def test_the_stop_tokens_are_model_tokens(subject: Subject, backend: Backend, id
 
 
 def test_reuse_repeats_positions_where_the_backend_can_and_declines_clearly_where_not(
-    subject: Subject, backend: Backend, ids: list[int]
+    backend: Backend, ids: list[int]
 ) -> None:
-    from blazedit_client.errors import EngineError
-
     backend.forward(ids[:30])
     if not backend.can_reuse:
         assert backend.name == "llamacpp"

@@ -32,6 +32,7 @@ from blazedit_client.errors import EngineError, InvalidRequestError
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DynamicLayer
+from transformers.models.llama.modeling_llama import rotate_half
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +219,9 @@ def turn_keys(keys: torch.Tensor, shift: int, inv_freq: torch.Tensor) -> torch.T
     each pair of dimensions (transformers' rotate_half layout), on the first 2 * len(inv_freq) dimensions."""
     angles = shift * inv_freq.double()
     cos, sin = angles.cos().float().repeat(2), angles.sin().float().repeat(2)
-    half = len(inv_freq)
-    rotary = keys[..., : 2 * half].float()
-    turned = rotary * cos + torch.cat([-rotary[..., half:], rotary[..., :half]], dim=-1) * sin
-    return torch.cat([turned.to(keys.dtype), keys[..., 2 * half :]], dim=-1)
+    rotary = keys[..., : cos.numel()].float()
+    turned = rotary * cos + rotate_half(rotary) * sin
+    return torch.cat([turned.to(keys.dtype), keys[..., cos.numel() :]], dim=-1)
 
 
 class HFBackend:
