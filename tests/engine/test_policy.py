@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from blazedit_server.engine import policy
 from blazedit_server.engine.drafters import DRAFT, PLD, Draft, confidence_bucket
 from blazedit_server.engine.policy import (
     DEFAULT_COSTS,
@@ -223,6 +225,42 @@ def test_measure_times_every_size_of_a_backend(tiny_engine):
     assert costs.sizes == (1, 4, 16)
     assert all(s > 0 for s in costs.seconds)
     assert tiny_engine.target.n_cached == 0  # the cache is left empty for the next request
+
+
+class BurstyClock:
+    """A backend on a fake clock: a pass over n tokens takes n ms, except the two passes from the first one of
+    `burst_at` tokens on, which another process slows tenfold."""
+
+    def __init__(self, burst_at: int) -> None:
+        self.now, self.burst_at = 0.0, burst_at
+        self.slowed: int | None = None  # passes left in the burst, once it began
+        self.n_cached = 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def reset(self) -> None:
+        self.n_cached = 0
+
+    def truncate(self, n: int) -> None:
+        self.n_cached = min(self.n_cached, n)
+
+    def forward(self, tokens, logits_from: int = 0) -> torch.Tensor:
+        if len(tokens) == self.burst_at and self.slowed is None:
+            self.slowed = 2
+        slow = 10 if self.slowed else 1
+        if self.slowed:
+            self.slowed -= 1
+        self.now += len(tokens) * 1e-3 * slow
+        self.n_cached += len(tokens)
+        return torch.zeros(len(tokens) - logits_from, 4)
+
+
+def test_measure_keeps_a_burst_of_load_out_of_the_costs(monkeypatch):
+    backend = BurstyClock(burst_at=4)
+    monkeypatch.setattr(policy, "time", backend)
+    costs = measure(backend, sizes=(1, 4, 16), context=8, repeats=2)
+    assert costs.seconds == pytest.approx((1e-3, 4e-3, 16e-3))
 
 
 def test_the_answers_opening_is_copied_even_where_copies_must_earn_their_cost():

@@ -98,14 +98,16 @@ class Rate:
 def measure(
     backend: Backend, sizes: Sequence[int] = CALIBRATION_SIZES, context: int = 64, repeats: int = 2
 ) -> Costs:
-    """Time forward passes of each size after a short context, the way the loop runs them. The fastest of
-    `repeats` runs damps noise from other processes; a wider pass may cost less (CALIBRATION_SIZES)."""
+    """Time forward passes of each size after a short context, the way the loop runs them; a wider pass may
+    cost less (CALIBRATION_SIZES). Each of `repeats` rounds times every size once and a size keeps its fastest
+    round: a burst of load from another process slows the passes inside it, which would be both runs of a
+    size timed twice in a row, and one of its runs when the rounds are a few seconds apart."""
     backend.reset()
     backend.forward([0] * context, logits_from=context - 1)
     backend.forward([0], logits_from=0)  # warm-up
-    seconds = [min(time_forward(backend, context, n) for _ in range(repeats)) for n in sizes]
+    rounds = [[time_forward(backend, context, n) for n in sizes] for _ in range(repeats)]
     backend.reset()
-    return Costs(tuple(sizes), tuple(seconds))
+    return Costs(tuple(sizes), tuple(map(min, zip(*rounds, strict=True))))
 
 
 def time_forward(backend: Backend, context: int, n: int) -> float:
