@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 PARTIAL = {
     FinishReason.length: "the model reached its token limit: only the changes it completed were applied",
     FinishReason.incomplete: (
-        "the model ended before the end of the file: the rest of the file was left as it was"
+        "the model's answer did not hold the whole file (it ended early, or held no code): the rest of the "
+        "file was left as it was"
     ),
 }
 

@@ -145,7 +145,8 @@ def test_a_markdown_file_is_never_cut_at_its_own_fences(rest_of_reply, chunk):
         ("```python\nx = 1\n```", False),
         ("```python\nx = 1\n", True),  # the answer ended inside the fenced file
         ("x = 0\nx = 1\n", False),  # bare code ends with the answer
-        ("no code at all", False),
+        ("x = 1\nx = 0\n", False),  # bare code that starts with a new line
+        ("no code at all", True),  # no fence and no line of the file: no file
     ],
 )
 def test_an_answer_that_ends_inside_a_fenced_file_is_incomplete(reply, incomplete):
@@ -153,6 +154,22 @@ def test_an_answer_that_ends_inside_a_fenced_file_is_incomplete(reply, incomplet
     extractor.feed(reply)
     extractor.finish()
     assert extractor.may_end != incomplete
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1000])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'm sorry, but I can't help with that.",
+        "Here is the new file:\n",  # cut by the token limit before the file began
+        "The function already does this.\n}\n",  # a closing brace is no line of the file's own
+    ],
+)
+def test_a_reply_with_no_fence_and_no_line_of_the_file_is_no_file(reply, chunk):
+    extractor = FileExtractor("int main() {\n    return 0;\n}\n")
+    out = [extractor.feed(reply[i : i + chunk]) for i in range(0, len(reply), chunk)]
+    assert "".join(out) + extractor.finish() == ""
+    assert not extractor.may_end and not extractor.done
 
 
 def test_the_answer_may_not_end_while_a_fenced_file_is_open():

@@ -9,6 +9,7 @@ from blazedit_client.errors import ContextLengthError, EngineError, InvalidReque
 from blazedit_client.protocol import FinishReason, Strategy
 from blazedit_server.engine.prompt import FileExtractor, fence_for
 from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step, TextPipe
+from fixtures.scripted import ScriptedTarget
 
 CODE = (
     "def add(a, b):\n    return a + b\n\n\n"
@@ -74,6 +75,28 @@ def test_chat_and_edit_stream(tiny_engine):
         tiny_engine.edit(CODE, "rename add", params=SamplingParams(max_new_tokens=10))
     )
     check_consistent(steps, finished)
+
+
+@pytest.mark.parametrize(
+    ("answer", "max_new_tokens", "text", "finish"),
+    [
+        ("I cannot help with that.", None, "", FinishReason.incomplete),
+        ("Here is the new file:\n\n", 6, "", FinishReason.length),  # cut before the file began
+        (CODE.replace("add", "plus"), None, CODE.replace("add", "plus"), FinishReason.stop),  # bare code
+    ],
+)
+def test_an_answer_without_a_fence_is_the_file_only_if_it_has_a_line_of_it(
+    tiny_engine, monkeypatch, answer, max_new_tokens, text, finish
+):
+    """Prose alone (a refusal) never replaces the file: no text, and the edit does not end as `stop`, so no
+    client applies it as the whole new file."""
+    prompt, _ = tiny_engine.encode_edit(CODE, "rename add", None, None)
+    script = prompt + tiny_engine.tokenizer.encode(answer, add_special_tokens=False) + [min(tiny_engine.eos)]
+    monkeypatch.setattr(tiny_engine, "target", ScriptedTarget(script, tiny_engine.target.vocab_size))
+    params = SamplingParams(max_new_tokens=max_new_tokens)
+    _, steps, finished = events(tiny_engine.edit(CODE, "rename add", strategy=Strategy.pld, params=params))
+    check_consistent(steps, finished)
+    assert finished.text == text and finished.finish_reason == finish
 
 
 def test_cancel_stops_within_one_step(tiny_engine):

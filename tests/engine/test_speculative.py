@@ -10,6 +10,7 @@ from blazedit_server.engine.policy import DEFAULT_COSTS, Planner
 from blazedit_server.engine.runner import Finished, SamplingParams, Step
 from blazedit_server.engine.sampling import Sampler, accept_sampled, make_sampler, probabilities
 from blazedit_server.engine.speculative import generate
+from fixtures.scripted import ScriptedTarget
 from fixtures.tiny import TEST_DEVICE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -176,34 +177,6 @@ def test_end_tokens_are_masked_while_the_answer_may_not_end(self_engine):
     assert len(masked) == 24 and end not in masked
     for strategy in ("pld", "multilayer"):
         assert decode(strategy, {end}, nowhere) == masked
-
-
-class ScriptedTarget:
-    """A target whose greedy next token at every position is that of a given sequence (then token 0)."""
-
-    name, precision, n_ctx, can_reuse = "scripted", "float32", 4096, False
-
-    def __init__(self, path, vocab_size):
-        self.path, self.vocab_size, self.tokens = path, vocab_size, []
-
-    @property
-    def n_cached(self):
-        return len(self.tokens)
-
-    def forward(self, tokens, logits_from=0):
-        start = len(self.tokens)
-        self.tokens += tokens
-        logits = torch.zeros(len(tokens) - logits_from, self.vocab_size)
-        for row in range(len(logits)):
-            position = start + logits_from + row + 1
-            logits[row, self.path[position] if position < len(self.path) else 0] = 1.0
-        return logits
-
-    def truncate(self, n):
-        del self.tokens[n:]
-
-    def reset(self):
-        self.tokens = []
 
 
 class Reuses(Spy):

@@ -85,6 +85,12 @@ def fence_length(line: str) -> int:
     return len(stripped) - len(stripped.lstrip("`")) if stripped.startswith(FENCE) else 0
 
 
+def code_lines(text: str) -> set[str]:
+    """The lines of `text` with a letter or digit, stripped: a line of prose rarely equals one of them, where
+    a closing brace would."""
+    return {line.strip() for line in text.splitlines() if any(c.isalnum() for c in line)}
+
+
 def is_bare_fence(line: str) -> bool:
     stripped = line.strip()
     return stripped.startswith(FENCE) and stripped == "`" * len(stripped)
@@ -101,6 +107,7 @@ class FileExtractor:
 
     def __init__(self, original: str) -> None:
         self.first_line = original.split("\n", 1)[0].strip()
+        self.original_lines = code_lines(original)
         self.final_newline = original.endswith("\n")
         self.opening = len(fence_for(original))
         self.state = "inside" if self.opening > len(FENCE) else "before"  # see reply_start
@@ -110,6 +117,7 @@ class FileExtractor:
         self.held = ""  # a line break held back until the file goes on (it may be the fence's)
         self.block = 0  # the fence length of the file's own code block we are in (0: none)
         self.maybe_closing: str | None = None  # a short bare fence: the closing one if the answer ends here
+        self.no_file = False  # the answer ended with neither a fence nor a line of the file
 
     @property
     def done(self) -> bool:
@@ -119,6 +127,8 @@ class FileExtractor:
     def may_end(self) -> bool:
         """Whether the answer may end here: not while a fenced file is open (a small model takes a closing
         fence of the file's own for the end of the file), unless it just wrote what may close the file."""
+        if self.no_file:
+            return False
         if not (self.fenced and self.state == "inside"):
             return True
         if self.maybe_closing is not None and not self.pending:
@@ -185,11 +195,17 @@ class FileExtractor:
         return out
 
     def finish(self) -> str:
-        """The rest at the end of the reply: an unclosed file's last partial line, or a reply without fences
-        (then the whole reply is the file)."""
+        """The rest at the end of the reply: an unclosed file's last partial line, or a reply without fences,
+        which is the whole file if it has a line of the original. A reply with neither (a refusal, an
+        explanation, or prose cut by the token limit) is no file: taking it would replace the user's file with
+        it. Then nothing comes out and the answer may not end here (`may_end`), so the edit is incomplete."""
         rest, self.pending = self.pending, ""
         if self.state == "before":
-            return self.prose + rest
+            reply = self.prose + rest
+            if code_lines(reply) & self.original_lines:
+                return reply
+            self.no_file = True
+            return ""
         if self.state == "after":
             return ""
         if not rest:
