@@ -20,9 +20,11 @@ from importlib.metadata import version
 import anyio
 from blazedit_models.cache import resolve_pair
 from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from blazedit_server.engine.runner import Engine
-from blazedit_server.errors import install_handlers
+from blazedit_server.errors import http_error, install_handlers, too_large
 from blazedit_server.routes import edits, openai, ops, ws
 from blazedit_server.settings import Settings
 from blazedit_server.telemetry import Telemetry, TelemetryMiddleware
@@ -49,6 +51,26 @@ def load_engine(settings: Settings) -> Engine:
 def exit_process() -> None:
     """Ask uvicorn for a graceful shutdown, as a supervisor's stop would."""
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+class DeclaredBodyLimit:
+    """Refuses a request whose Content-Length is over max_body_bytes with the daemon's JSON 413, before any
+    body is read. The routes' own limit (FastAPI's max_body_size) counts the bytes of every other body,
+    chunked ones included, and its error reaches the exception handlers; but a declared length over it gets
+    Starlette's plain-text 413, which replaces whatever the app answers."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = Headers(scope=scope).get("content-length", "") if scope["type"] == "http" else ""
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            error = too_large(self.max_body_bytes)
+            scope.setdefault("state", {})["outcome"] = error.error_type
+            await http_error(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 @asynccontextmanager
@@ -81,15 +103,16 @@ def create_app(
         version=version("blazedit-server"),
         summary="Fast whole-file code edits: native edit stream, WebSocket, OpenAI-compatible API.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.load_engine = load_engine
     app.state.on_poison = on_poison
     app.state.telemetry = Telemetry()
     app.state.started_at = int(time.time())
-    install_handlers(app, retry_after_s=settings.retry_after_s)
-    app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
+    install_handlers(app, retry_after_s=settings.retry_after_s, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(DeclaredBodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # outermost: it sees every answer
     for module in (edits, ws, openai, ops):
-        app.include_router(module.router)
+        # on the routes, not the app: the app's limiter sits outside every middleware, DeclaredBodyLimit too
+        app.include_router(module.router, max_body_size=settings.max_body_bytes)
     return app

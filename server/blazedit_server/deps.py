@@ -1,5 +1,6 @@
-"""What route handlers share: one-line accessors to `app.state`, the API-key check, request checks, and the
-start of an engine job (queue, wait for its first item, cancel it if the client goes away meanwhile)."""
+"""What route handlers share: one-line accessors to `app.state`, the API-key check, request checks, the
+daemon's route class, and the start of an engine job (queue, wait for its first item, cancel it if the client
+goes away meanwhile)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
 import orjson
 from blazedit_client.errors import AuthenticationError, InvalidRequestError, ModelNotFoundError
 from blazedit_client.protocol import FinishReason
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from starlette.requests import HTTPConnection
 
 from blazedit_server.engine.runner import Engine, Finished
 from blazedit_server.settings import Settings
@@ -43,10 +44,14 @@ def key_matches(settings: Settings, offered: str | None) -> bool:
     return offered is not None and secrets.compare_digest(offered.encode(), settings.api_key.encode())
 
 
-async def require_api_key(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    if not key_matches(get_settings(request), credentials.credentials if credentials else None):
+async def offered_key(connection: HTTPConnection) -> str | None:
+    """The bearer token of a request or a WebSocket handshake, if any."""
+    credentials = await bearer(connection)
+    return credentials.credentials if credentials else None
+
+
+async def require_api_key(request: Request) -> None:
+    if not key_matches(get_settings(request), await offered_key(request)):
         raise AuthenticationError("missing or wrong API key: send the header 'Authorization: Bearer <key>'")
 
 
@@ -120,11 +125,16 @@ class StrictJSONRequest(Request):
         return self._json
 
 
-class StrictJSONRoute(APIRoute):
+class DaemonRoute(APIRoute):
+    """The daemon's HTTP routes. The API key is checked before FastAPI reads the body, so that a request
+    without it gets 401 whatever its body is (FastAPI parses the body before any dependency runs); bodies
+    are parsed by StrictJSONRequest."""
+
     def get_route_handler(self):
         handler = super().get_route_handler()
 
-        async def strict_handler(request: Request):
+        async def checked_handler(request: Request):
+            await require_api_key(request)
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
-        return strict_handler
+        return checked_handler

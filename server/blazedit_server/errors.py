@@ -5,8 +5,9 @@
    frame carrying OpenAI's body (the openai SDK raises it as APIError);
 3. a WebSocket `error` frame, tagged with its request_id.
 
-Everything else that can fail a request (FastAPI's validation, HTTP errors such as 413, unexpected exceptions)
-is first turned into a BlazeditError by `as_blazedit_error`, never by matching message text.
+Everything else that can fail a request (FastAPI's validation, HTTP errors such as 404, the body-size limit,
+unexpected exceptions) is first turned into a BlazeditError by `as_blazedit_error` or `too_large`, never by
+matching message text.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def from_validation(errors: Sequence[Any]) -> InvalidRequestError:
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
         return InvalidRequestError(f"the body is not valid JSON: {detail}".rstrip(": "))
+    if tuple(first.get("loc", ())) == ("body",):
+        return not_an_object(first.get("input"))
     param = _param(first.get("loc", ()))
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     return InvalidRequestError(f"{param}: {message}" if param else message, param=param)
@@ -56,9 +59,24 @@ def as_blazedit_error(exc: BaseException) -> BlazeditError:
         return from_validation(exc.errors())
     if isinstance(exc, HTTPException):
         error = InvalidRequestError(str(exc.detail))
-        error.status_code = exc.status_code  # e.g. 413 from the body-size limit, 405, 404 unknown path
+        error.status_code = exc.status_code  # e.g. 405, 404 unknown path
         return error
     return BlazeditError(f"internal error: {exc.__class__.__name__}")
+
+
+def not_an_object(body: Any) -> InvalidRequestError:
+    """The whole body failed: FastAPI leaves it as bytes when its Content-Type is not JSON, None if empty."""
+    if isinstance(body, bytes):
+        return InvalidRequestError("the body must be a JSON object sent with Content-Type: application/json")
+    return InvalidRequestError("the body must be a JSON object" + (", not empty" if body is None else ""))
+
+
+def too_large(max_body_bytes: int) -> InvalidRequestError:
+    error = InvalidRequestError(
+        f"the request is larger than this daemon's limit of {max_body_bytes} bytes (max_body_bytes)"
+    )
+    error.status_code = 413
+    return error
 
 
 def error_body(exc: BlazeditError) -> ErrorResponse:
@@ -71,7 +89,11 @@ def error_body(exc: BlazeditError) -> ErrorResponse:
 
 
 def http_error(exc: BlazeditError, *, retry_after_s: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s and exc.status_code == 503 else None
+    headers = {}
+    if retry_after_s and exc.status_code == 503:
+        headers["Retry-After"] = str(retry_after_s)
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names the scheme it wants
     return JSONResponse(error_body(exc).model_dump(), status_code=exc.status_code, headers=headers)
 
 
@@ -96,11 +118,12 @@ def ws_error(exc: BlazeditError, request_id: str | None) -> ErrorEvent:
 # FastAPI wiring --------------------------------------------------------------------------------------------
 
 
-def install_handlers(app: FastAPI, *, retry_after_s: int) -> None:
+def install_handlers(app: FastAPI, *, retry_after_s: int, max_body_bytes: int) -> None:
     """Every HTTP error leaves through `http_error`; the outcome is left on request.state for the log line."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        error = as_blazedit_error(exc)
+        too_long = isinstance(exc, HTTPException) and exc.status_code == 413  # FastAPI's body limit
+        error = too_large(max_body_bytes) if too_long else as_blazedit_error(exc)
         if error.status_code >= 500 and not isinstance(exc, BlazeditError):
             log.error("unexpected error on %s", request.url.path, exc_info=exc)
         request.state.outcome = error.error_type

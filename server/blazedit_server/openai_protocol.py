@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from blazedit_client.protocol import FinishReason, Strategy
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from blazedit_server.engine.runner import SamplingParams
@@ -26,6 +26,14 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 
 class OpenAIBaseModel(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        """OpenAI documents its optional fields as "or null" and, like vLLM, reads null as the default."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
     def model_post_init(self, context: Any) -> None:
         if self.model_extra:

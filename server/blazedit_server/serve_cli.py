@@ -25,6 +25,8 @@ from blazedit_server.settings import Settings
 
 log = logging.getLogger("blazedit.serve")
 
+WS_FRAME_LIMIT_FACTOR = 2  # the WebSocket's hard frame limit, in max_body_bytes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -48,7 +50,9 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
     options = {
         "host": settings.host,
         "port": settings.port,
-        "ws_max_size": settings.max_body_bytes,
+        # uvicorn closes the whole socket (1009) on a frame over this, ending every edit on it: with the
+        # headroom, a frame somewhat over max_body_bytes gets an error frame of its own instead
+        "ws_max_size": WS_FRAME_LIMIT_FACTOR * settings.max_body_bytes,
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 30,

@@ -126,7 +126,7 @@ BAD_BODIES = [
         "surprise",
         "not permitted",
     ),
-    (b"[1, 2]", 400, None, "valid dictionary"),
+    (b"[1, 2]", 400, None, "must be a JSON object"),
 ]
 
 
@@ -142,13 +142,38 @@ def test_bad_bodies_get_a_4xx_naming_the_problem_and_the_daemon_keeps_serving(cl
     assert client.get("/health").status_code == 200
 
 
+def test_a_body_that_is_not_a_json_object_is_told_so(client):
+    body = json.dumps(EDIT).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):  # curl -d sends the 2nd
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = client.post("/v1/edits", content=body, headers=headers)
+        assert response.status_code == 400, content_type
+        assert "Content-Type: application/json" in error_of(response)["message"], content_type
+    empty = client.post("/v1/edits", content=b"", headers={"Content-Type": "application/json"})
+    assert empty.status_code == 400 and "must be a JSON object" in error_of(empty)["message"]
+
+
 def test_oversize_file_and_body_are_refused(make_client):
     client = make_client(max_file_bytes=1000, max_body_bytes=4096)
     response = client.post("/v1/edits", json={"file": "x" * 2000, "instruction": "y"})
     assert response.status_code == 400
     assert error_of(response)["param"] == "file" and "at most 1000" in error_of(response)["message"]
-    response = client.post("/v1/edits", json={"file": "x" * 5000, "instruction": "y"})
-    assert response.status_code == 413
+    body = json.dumps({"file": "x" * 5000, "instruction": "y"}).encode()
+    declared = client.post("/v1/edits", content=body, headers={"Content-Type": "application/json"})
+    chunked = client.post("/v1/edits", content=iter([body]), headers={"Content-Type": "application/json"})
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert "limit of 4096 bytes" in error_of(response)["message"]
+
+
+def test_without_the_key_any_body_gets_401_naming_the_bearer_scheme(make_client):
+    client = make_client(api_key="s3cret")
+    for route in ("/v1/edits", "/v1/chat/completions", "/v1/completions"):
+        malformed = client.post(route, content=b'{"file": ', headers={"Content-Type": "application/json"})
+        assert malformed.status_code == 401, route
+        assert malformed.headers["www-authenticate"] == "Bearer"
+        assert error_of(malformed)["type"] == "authentication_error"
+    assert client.get("/v1/models").headers["www-authenticate"] == "Bearer"
 
 
 def test_api_key_is_required_when_configured(make_client):
@@ -182,6 +207,25 @@ def test_a_full_queue_answers_503_with_retry_after(make_client, fake_engine):
     fake_engine.gate.set()
     running.join(), queued.join()
     assert [r.status_code for r in results] == [200, 200]
+
+
+def test_a_bad_request_gets_its_400_while_the_engine_is_busy(client, fake_engine):
+    """Checked before the queue: the blank instruction is answered while the running edit is still held."""
+    fake_engine.gate = threading.Event()
+    running = threading.Thread(target=lambda: client.post("/v1/edits", json=EDIT))
+    running.start()
+    wait_for(lambda: client.app.state.worker.busy)
+    answers = []
+    blank = threading.Thread(
+        target=lambda: answers.append(client.post("/v1/edits", json=EDIT | {"instruction": " "}))
+    )
+    blank.start()
+    blank.join(timeout=10)  # a bound only for a failing run; the gate stays closed meanwhile
+    answered_while_held = bool(answers) and client.app.state.worker.busy
+    fake_engine.gate.set()
+    running.join(), blank.join()
+    assert answered_while_held, "the bad request waited for the running edit"
+    assert answers[0].status_code == 400 and error_of(answers[0])["param"] == "instruction"
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:

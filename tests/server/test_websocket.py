@@ -1,5 +1,6 @@
 """GET /v1/edits/ws with the `websockets` client against the real tiny-pair daemon: multiplexed requests,
-cancel, a dropped socket, authentication, the Origin allow-list, and bad frames."""
+cancel, a dropped socket, authentication, the Origin allow-list, and bad frames; oversize frames and error
+params against a FakeEngine daemon."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import httpx
 import pytest
 from blazedit_client.protocol import server_event_adapter
+from fixtures.daemon import running_daemon, test_settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -172,3 +174,31 @@ def test_bad_frames_get_error_frames_and_the_socket_keeps_serving(daemon):
                 ws.send(json.dumps({"type": "cancel", "request_id": "dup"}))
         ws.send(edit_frame("fine", max_tokens=2))
         assert until_done(ws, {"fine"})["fine"][-1].event == "done"
+
+
+SMALL_BODY = 1 << 16  # max_body_bytes of the daemon below
+
+
+def test_a_frame_over_the_body_limit_gets_an_error_frame_and_only_a_huge_one_closes_the_socket(fake_engine):
+    settings = test_settings(api_key=None, max_body_bytes=SMALL_BODY)
+    with running_daemon(settings, lambda _: fake_engine) as daemon, open_socket(daemon) as ws:
+        ws.send(edit_frame("big", file="x" * (SMALL_BODY + 100)))
+        error = receive(ws)
+        assert error.event == "error" and error.request_id == "big"
+        assert f"limit of {SMALL_BODY} bytes" in error.message
+        ws.send(edit_frame("fine", instruction="replace 3.14 with math.pi"))
+        assert until_done(ws, {"fine"})["fine"][-1].event == "done"
+        ws.send(edit_frame("huge", file="x" * (3 * SMALL_BODY)))  # over the hard limit (docs/api.md)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd.code == 1009
+
+
+def test_a_bad_frame_names_its_param_as_http_does(fake_daemon):
+    body = {"file": 12, "instruction": "y"}
+    http = httpx.post(fake_daemon.url + "/v1/edits", json=body, timeout=30).json()["error"]
+    with open_socket(fake_daemon) as ws:
+        ws.send(json.dumps({"type": "edit", "request_id": "p"} | body))
+        error = receive(ws)
+    assert error.param == http["param"] == "file"
+    assert error.message == http["message"]

@@ -98,6 +98,14 @@ def check_params(params: SamplingParams) -> None:
         raise InvalidRequestError("stop must be a list of strings", param="stop")
 
 
+def check_prompt(prompt: Any) -> str:
+    """A raw prompt: blank is a prompt, empty is not."""
+    check_text(prompt, "prompt", allow_empty=True)
+    if not prompt:
+        raise InvalidRequestError("prompt is empty", param="prompt")
+    return prompt
+
+
 def check_messages(messages: Any) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("messages must be a non-empty list", param="messages")

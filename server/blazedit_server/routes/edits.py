@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Callable
 
 from blazedit_client.errors import BlazeditError
 from blazedit_client.protocol import EditRequest, EditResponse, ErrorEvent
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response, Security
 
 from blazedit_server.deps import (
-    StrictJSONRoute,
+    DaemonRoute,
+    bearer,
     check_model,
     check_size,
     finish_job,
@@ -24,12 +25,12 @@ from blazedit_server.deps import (
     get_worker,
     new_id,
     note_finished,
-    require_api_key,
     start_job,
 )
-from blazedit_server.engine.runner import SamplingParams
+from blazedit_server.engine.runner import Engine, SamplingParams, check_params, check_text
 from blazedit_server.errors import stream_error
 from blazedit_server.openai_protocol import ErrorResponse
+from blazedit_server.settings import Settings
 from blazedit_server.streaming import (
     NDJSON,
     SSE,
@@ -42,7 +43,8 @@ from blazedit_server.streaming import (
 )
 from blazedit_server.worker import EngineCall, Item, Job
 
-router = APIRouter(route_class=StrictJSONRoute, dependencies=[Depends(require_api_key)], tags=["edits"])
+# Security(bearer) puts the scheme in the schema; DaemonRoute checks the key
+router = APIRouter(route_class=DaemonRoute, dependencies=[Security(bearer)], tags=["edits"])
 
 Encoder = Callable[[NativeEvent | ErrorEvent], bytes]
 
@@ -56,8 +58,23 @@ EDIT_RESPONSES: dict = {
 }
 
 
+def edit_params(body: EditRequest) -> SamplingParams:
+    return SamplingParams(max_new_tokens=body.max_tokens, temperature=body.temperature, top_p=body.top_p)
+
+
+def check_edit(body: EditRequest, engine: Engine, settings: Settings) -> None:
+    """The engine's own checks, run again here before the job is queued: a bad request gets its 400 at once,
+    not after waiting behind the running edit, and never takes a queue slot."""
+    check_model(body.model, engine)
+    check_size(body.file, "file", settings)
+    check_size(body.instruction, "instruction", settings)
+    check_text(body.file, "file")
+    check_text(body.instruction, "instruction")
+    check_params(edit_params(body))
+
+
 def edit_call(body: EditRequest) -> EngineCall:
-    params = SamplingParams(max_new_tokens=body.max_tokens, temperature=body.temperature, top_p=body.top_p)
+    params = edit_params(body)
 
     def call(engine, cancel):
         return engine.edit(
@@ -77,8 +94,7 @@ def edit_call(body: EditRequest) -> EngineCall:
 async def create_edit(body: EditRequest, request: Request) -> Response | EditResponse:
     """Rewrite `file` following `instruction`; see docs/api.md for the events."""
     engine = get_engine(request)
-    check_model(body.model, engine)
-    check_size(body.file, "file", get_settings(request))
+    check_edit(body, engine, get_settings(request))
     events = EditEvents(
         id=new_id("edit"),
         model=engine.model_name,

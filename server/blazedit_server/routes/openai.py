@@ -13,22 +13,31 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from blazedit_client.errors import BlazeditError
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response, Security
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel
 
 from blazedit_server.deps import (
-    StrictJSONRoute,
+    DaemonRoute,
+    bearer,
     check_model,
+    check_size,
     finish_job,
     get_engine,
+    get_settings,
     get_worker,
     new_id,
     note_finished,
-    require_api_key,
     start_job,
 )
-from blazedit_server.engine.runner import Finished, Step
+from blazedit_server.engine.runner import (
+    Engine,
+    Finished,
+    Step,
+    check_messages,
+    check_params,
+    check_prompt,
+)
 from blazedit_server.errors import openai_stream_error
 from blazedit_server.openai_protocol import (
     ChatCompletion,
@@ -51,10 +60,12 @@ from blazedit_server.openai_protocol import (
     openai_finish_reason,
 )
 from blazedit_server.prediction import chat_lookup_source, editable_region
+from blazedit_server.settings import Settings
 from blazedit_server.streaming import SSE, JobStreamingResponse, usage_of
 from blazedit_server.worker import EngineCall, Job
 
-router = APIRouter(route_class=StrictJSONRoute, dependencies=[Depends(require_api_key)], tags=["openai"])
+# Security(bearer) puts the scheme in the schema; DaemonRoute checks the key
+router = APIRouter(route_class=DaemonRoute, dependencies=[Security(bearer)], tags=["openai"])
 
 DONE = format_sse_event(data_str="[DONE]")
 OPENAI_RESPONSES: dict = {
@@ -129,6 +140,17 @@ async def respond(
     return chunks.whole(finished)
 
 
+def check_request(
+    body: ChatCompletionRequest | CompletionRequest, engine: Engine, settings: Settings
+) -> None:
+    """What both routes check before the job is queued (the engine's own checks among them), so that a bad
+    request gets its 400 at once, not after the running request, and a huge text never reaches the engine."""
+    check_model(body.model, engine)
+    check_params(body.to_sampling_params(body.max_output_tokens))
+    if body.prediction is not None:
+        check_size(body.prediction.text, "prediction", settings)
+
+
 # --- chat completions ---------------------------------------------------------------------------------------
 
 
@@ -182,6 +204,13 @@ def chat_prediction(body: ChatCompletionRequest) -> str | None:
     return chat_lookup_source(users[-1].text) if users else None
 
 
+def check_chat(body: ChatCompletionRequest, engine: Engine, settings: Settings) -> None:
+    check_request(body, engine, settings)
+    messages = engine_messages(body.messages)
+    check_size("".join(message["content"] for message in messages), "messages", settings)
+    check_messages(messages)
+
+
 def chat_call(body: ChatCompletionRequest) -> EngineCall:
     messages, prediction = engine_messages(body.messages), chat_prediction(body)
     params = body.to_sampling_params(body.max_output_tokens)
@@ -197,7 +226,7 @@ def chat_call(body: ChatCompletionRequest) -> EngineCall:
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=OPENAI_RESPONSES)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response | ChatCompletion:
     """OpenAI chat completions; `prediction` (or the code in the last user message) drives prompt lookup."""
-    check_model(body.model, get_engine(request))
+    check_chat(body, get_engine(request), get_settings(request))
     job, _started = await start_job(request, chat_call(body))
     return await respond(request, job, ChatChunks(new_meta("chatcmpl", request)), body)
 
@@ -238,6 +267,12 @@ class TextChunks:
 ChunkMaker = ChatChunks | TextChunks
 
 
+def check_completion(body: CompletionRequest, engine: Engine, settings: Settings) -> None:
+    check_request(body, engine, settings)
+    check_size(body.prompt_text, "prompt", settings)
+    check_prompt(body.prompt_text)
+
+
 def completion_call(body: CompletionRequest) -> EngineCall:
     prompt = body.prompt_text
     prediction = body.prediction.text if body.prediction else editable_region(prompt)
@@ -255,7 +290,7 @@ def completion_call(body: CompletionRequest) -> EngineCall:
 async def create_completion(body: CompletionRequest, request: Request) -> Response | Completion:
     """Legacy text completions (Zed's `open_ai_compatible_api` edit predictions); a zeta editable region in
     the prompt is the prediction."""
-    check_model(body.model, get_engine(request))
+    check_completion(body, get_engine(request), get_settings(request))
     job, _started = await start_job(request, completion_call(body))
     return await respond(request, job, TextChunks(new_meta("cmpl", request)), body)
 

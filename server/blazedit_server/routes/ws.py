@@ -29,9 +29,9 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from blazedit_server.deps import check_model, check_size, key_matches, new_id
-from blazedit_server.errors import from_validation, ws_error
-from blazedit_server.routes.edits import edit_call
+from blazedit_server.deps import key_matches, new_id, offered_key
+from blazedit_server.errors import from_validation, too_large, ws_error
+from blazedit_server.routes.edits import check_edit, edit_call
 from blazedit_server.streaming import EditEvents, NativeEvent
 from blazedit_server.telemetry import RequestRecord
 from blazedit_server.worker import Job
@@ -46,11 +46,6 @@ async def edits_ws(websocket: WebSocket) -> None:
     await EditConnection(websocket).serve()
 
 
-def bearer_token(websocket: WebSocket) -> str | None:
-    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
 def frame_request_id(text: str) -> str | None:
     """The request_id of a frame that failed validation, so the client can tell which request was refused."""
     try:
@@ -59,6 +54,11 @@ def frame_request_id(text: str) -> str | None:
         return None
     request_id = payload.get("request_id") if isinstance(payload, dict) else None
     return request_id if isinstance(request_id, str) and len(request_id) <= 128 else None
+
+
+def frame_error(exc: ValidationError) -> InvalidRequestError:
+    """Named as on HTTP: a field's loc starts with its frame's type, ("edit", "file") for `file`."""
+    return from_validation([{**error, "loc": error["loc"][1:]} for error in exc.errors()])
 
 
 class EditConnection:
@@ -73,7 +73,7 @@ class EditConnection:
             state.worker,
             state.telemetry,
         )
-        self.authenticated = key_matches(self.settings, bearer_token(websocket))
+        self.authenticated = False
         self.closed = False
         self.tasks: dict[str, asyncio.Task] = {}
         self.jobs: dict[str, Job] = {}
@@ -84,6 +84,7 @@ class EditConnection:
         if origin is not None and origin not in self.settings.allowed_origins:
             await self.ws.close(code=POLICY_VIOLATION, reason="origin not allowed")  # before accept: HTTP 403
             return
+        self.authenticated = key_matches(self.settings, await offered_key(self.ws))
         await self.ws.accept()
         try:
             while not self.closed and (message := await self.ws.receive())["type"] != "websocket.disconnect":
@@ -98,10 +99,13 @@ class EditConnection:
         if text is None:
             await self.send_error(InvalidRequestError("send JSON text frames, not binary ones"), None)
             return
+        if len(text.encode()) > self.settings.max_body_bytes:  # what a body that size gets on HTTP (413)
+            await self.send_error(too_large(self.settings.max_body_bytes), frame_request_id(text))
+            return
         try:
             frame = client_frame_adapter.validate_json(text)
         except ValidationError as exc:
-            await self.send_error(from_validation(exc.errors()), frame_request_id(text))
+            await self.send_error(frame_error(exc), frame_request_id(text))
             return
         if not self.authenticated and not isinstance(frame, AuthFrame):
             await self.refuse("authenticate first: an `auth` frame or an Authorization: Bearer header")
@@ -132,8 +136,7 @@ class EditConnection:
                 raise InvalidRequestError(
                     "this request_id is already running on this socket", param="request_id"
                 )
-            check_model(frame.model, self.worker.engine)
-            check_size(frame.file, "file", self.settings)
+            check_edit(frame, self.worker.engine, self.settings)
             job = self.jobs[frame.request_id] = self.worker.submit(edit_call(frame))
         except BlazeditError as exc:
             await self.send_error(exc, frame.request_id)
