@@ -4,7 +4,8 @@ Hunks arrive in the lines of the text sent to the daemon; `document_hunk` puts t
 had when the command started, and the hunks already applied shift them into `ours` (see blazedit_lsp.edits).
 Each batch is rebased on the document as it is now and sent with that version. The editor's answer is not
 trusted (Zed and Neovim answer `applied: true` even when they skipped the edit): the edit counts once the
-document, updated by `didChange`, holds it; otherwise the batch is rebased and sent again.
+document, updated by `didChange`, holds it; otherwise the batch is rebased on the editor's next text and sent
+again.
 
 Apply modes: `stream` sends each hunk as it arrives (the comment line of `editFromComment` goes with the first
 hunk past it); `final` sends all of them in one edit when the daemon is done (one undo step).
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
@@ -55,7 +57,9 @@ PARTIAL = {
 }
 
 APPLY_ATTEMPTS = 3  # a batch the editor refused (stale version) is rebased and sent again this often
-SETTLE_TIMEOUT = 3.0  # seconds to wait for the didChange that shows an applied edit (Neovim debounces it)
+# seconds to wait for the didChange that shows an applied edit (Neovim debounces it), or after a refused one
+# for the didChange that shows the newer text it was refused for
+SETTLE_TIMEOUT = 3.0
 
 
 class DocumentClosed(Exception):
@@ -210,6 +214,7 @@ class EditSession:
         in_ours = {self._in_ours(hunk_span(self.original, hunk)): hunk for hunk in batch}
         for _ in range(APPLY_ATTEMPTS):
             document = self._document()
+            sent = document.version  # pygls updates `document` in place at each didChange
             plan = rebase(self.ours, document.source, in_ours)
             expected = splice(self.ours, plan.applied)
             if not plan.replacements or await self._send(document, plan, expected):
@@ -217,6 +222,10 @@ class EditSession:
                 self._applied += [hunk_span(self.original, in_ours[change]) for change in plan.applied]
                 self._note_conflicts([in_ours[change] for change in plan.conflicts])
                 return
+            # Refused or skipped for a stale version: the editor has a newer text that the bridge has not
+            # seen yet (VS Code sends didChange 250 ms late). The next attempt rebases on it, once it comes.
+            if not await self._newer_than(sent):  # no newer text came: it refused the edit itself
+                break
         self._note_conflicts(batch, why="the editor did not apply them")
 
     async def _send(self, document: TextDocument, plan: Rebase, expected: str) -> bool:
@@ -224,11 +233,18 @@ class EditSession:
         edits = text_edits(document.source, plan.replacements, self.encoding)
         params = types.ApplyWorkspaceEditParams(edit=self._workspace_edit(document, edits), label="blazedit")
         try:
-            answer = await self.ls.workspace_apply_edit_async(params)
+            applied = (await self.ls.workspace_apply_edit_async(params)).applied
         except JsonRpcException as exc:  # the editor failed the request: the same as refusing the edit
             logger.warning("workspace/applyEdit failed: %s", exc)
-            return await self._landed(expected, wait=False)
-        return await self._landed(expected, wait=answer.applied)
+            applied = False
+        if applied:  # Zed and Neovim say so even when they skipped the edit: their didChange tells
+            await self._wait_for(lambda: self._holds(expected))
+        return self._holds(expected)
+
+    def _holds(self, expected: str) -> bool:
+        """Whether the document matches `expected` better than `ours` (the user may have typed meanwhile)."""
+        actual = self._document().source
+        return unmatched_lines(expected, actual) < unmatched_lines(self.ours, actual)
 
     def _workspace_edit(self, document: TextDocument, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
         if not self.ls.versioned_edits:
@@ -238,17 +254,19 @@ class EditSession:
             document_changes=[types.TextDocumentEdit(text_document=identifier, edits=edits)]
         )
 
-    async def _landed(self, expected: str, *, wait: bool) -> bool:
-        """Whether the document matches `expected` better than `ours`, waiting for didChange if need be."""
+    async def _newer_than(self, version: int | None) -> bool:
+        """Whether the editor sends a text newer than `version` within SETTLE_TIMEOUT."""
+        await self._wait_for(lambda: self._document().version != version)
+        return self._document().version != version
+
+    async def _wait_for(self, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()`, checked at each didChange, for SETTLE_TIMEOUT at most."""
         deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT
         while True:
             self._changed.clear()
-            actual = self._document().source
-            if unmatched_lines(expected, actual) < unmatched_lines(self.ours, actual):
-                return True
             remaining = deadline - asyncio.get_running_loop().time()
-            if not wait or remaining <= 0:
-                return False
+            if ready() or remaining <= 0:
+                return
             # asyncio.timeout, not wait_for, which can drop a cancel (see blazedit_client.ws)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):

@@ -6,6 +6,10 @@
   answers `workspace/applyEdit` the way the emulated editor does
   (VS Code refuses an edit for a stale version with `applied: false`; Neovim skips it but answers
   `applied: true`, and sends its `didChange` after the answer), and types like a user (`editor.type`).
+  Options of the real clients: `change_delay` holds each `didChange` back and sends the latest text once
+  changes stop for that long (vscode-languageclient's 250 ms Delayer for Full sync, `VSCODE_CHANGE_DELAY`);
+  `normalize_eol` turns the line breaks of inserted text into the document's (VS Code's
+  `normalizesLineEndings`, Neovim with 'fileformat=dos', Zed).
 - `ScriptedEngine`: the engine contract (Started, Step per line, Finished; cancel checked every step) with an
   output the test chooses, so that the real daemon (routes, worker, hunk tracker, WebSocket) streams known
   hunks. `scripted_daemon` serves it; `daemon` (tests/fixtures/daemon.py) serves the tiny model.
@@ -39,12 +43,16 @@ PROFILES = {
     "neovim@v0.11": "skip",  # utf-8 first; skips silently, applied: true, didChange after the answer
     "emacs": "reject",  # utf-32 first
 }
+# vscode-languageclient 10 sends Full-sync didChange through `new Delayer(250)`, flushed before its own
+# requests and notifications but not before its answer to workspace/applyEdit
+VSCODE_CHANGE_DELAY = 0.25
 
 
 # --- the editor ------------------------------------------------------------------------------------------
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def editor_offset(text: str, position: types.Position, encoding: str) -> int:
@@ -73,6 +81,9 @@ class Editor:
     documents: dict[str, Document] = field(default_factory=dict)
     apply_calls: list[types.ApplyWorkspaceEditParams] = field(default_factory=list)
     before_apply: Callable[[Editor, types.ApplyWorkspaceEditParams], None] | None = None
+    change_delay: float = 0.0
+    normalize_eol: bool = False
+    _held_changes: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
 
     def open(self, uri: str, text: str, language_id: str = "python") -> None:
         self.documents[uri] = Document(text)
@@ -80,6 +91,7 @@ class Editor:
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
 
     def close(self, uri: str) -> None:
+        self.flush_changes()
         del self.documents[uri]
         identifier = types.TextDocumentIdentifier(uri=uri)
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=identifier))
@@ -111,17 +123,18 @@ class Editor:
 
     def _apply(self, uri: str, edits: list[types.TextEdit]) -> None:
         text = self.documents[uri].text
+        eol = _LINE_BREAK.search(text)
         spans = [
             (
                 editor_offset(text, e.range.start, self.encoding),
                 editor_offset(text, e.range.end, self.encoding),
-                e,
+                _LINE_BREAK.sub(eol.group(), e.new_text) if self.normalize_eol and eol else e.new_text,
             )
             for e in edits
         ]
         # all edits refer to the same original text: apply from the end so earlier offsets stay valid
-        for start, end, edit in sorted(spans, key=lambda s: (s[0], s[1]), reverse=True):
-            text = text[:start] + edit.new_text + text[end:]
+        for start, end, new_text in sorted(spans, key=lambda s: (s[0], s[1]), reverse=True):
+            text = text[:start] + new_text + text[end:]
         self._set(uri, text)
         if self.stale == "skip":  # Neovim debounces didChange: it comes after the answer
             asyncio.get_running_loop().call_soon(self._send_change, uri)
@@ -134,6 +147,22 @@ class Editor:
         document.version += 1
 
     def _send_change(self, uri: str) -> None:
+        if self.change_delay:
+            if held := self._held_changes.get(uri):
+                held.cancel()
+            loop = asyncio.get_running_loop()
+            self._held_changes[uri] = loop.call_later(self.change_delay, self._send_latest, uri)
+        else:
+            self._send_latest(uri)
+
+    def flush_changes(self) -> None:
+        """Send the held didChange now, as VS Code does before each request or notification of its own."""
+        for uri, held in list(self._held_changes.items()):
+            held.cancel()
+            self._send_latest(uri)
+
+    def _send_latest(self, uri: str) -> None:
+        self._held_changes.pop(uri, None)
         document = self.documents[uri]
         identifier = types.VersionedTextDocumentIdentifier(uri=uri, version=document.version)
         change = types.TextDocumentContentChangeWholeDocument(text=document.text)
@@ -156,8 +185,9 @@ def make_editor_client() -> LanguageClient:
 CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_editor_client)
 
 
-async def start_editor(client: LanguageClient, profile: str, options: dict) -> Editor:
-    """Initialize the bridge with an editor's capabilities and these initialization options."""
+async def start_editor(client: LanguageClient, profile: str, options: dict, **behaviour) -> Editor:
+    """Initialize the bridge with an editor's capabilities and these initialization options; `behaviour`
+    sets the editor's options (`change_delay`, `normalize_eol`)."""
     name = "Neovim" if profile.startswith("neovim") else profile  # Neovim sends clientInfo.name "Neovim"
     params = types.InitializeParams(
         capabilities=client_capabilities(profile),
@@ -168,6 +198,8 @@ async def start_editor(client: LanguageClient, profile: str, options: dict) -> E
     editor = client.editor
     editor.stale = PROFILES.get(profile, "reject")
     editor.encoding = str(result.capabilities.position_encoding or "utf-16")
+    for name, value in behaviour.items():
+        setattr(editor, name, value)
     return editor
 
 
@@ -176,6 +208,7 @@ def daemon_options(daemon: Daemon, **extra) -> dict:
 
 
 async def execute(client: LanguageClient, command: str, arguments: dict) -> dict:
+    client.editor.flush_changes()
     return await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command=command, arguments=[arguments])
     )

@@ -178,7 +178,7 @@ async def test_reconnects_after_the_daemon_restarts(client):
 
 
 async def test_editor_that_never_applies_edits(client, scripted_daemon, engine):
-    """The bridge retries a refused edit (rebased on the newest version), then gives up and says so."""
+    """A refused edit waits for a newer text to be rebased on; none comes: the bridge gives up, says so."""
     engine.script["hint"] = EDITED
     editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
     editor.open(URI, SOURCE)
