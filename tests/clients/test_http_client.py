@@ -34,13 +34,13 @@ def check_stream(events: list) -> str:
     return text, hunks
 
 
-def test_stream_edit_yields_typed_events_that_rebuild_the_file(daemon) -> None:
-    # no max_tokens: the tiny model runs to its end token, so the hunks must rebuild the whole file
-    with EditClient(daemon.url, api_key=daemon.api_key) as client:
+def test_stream_edit_yields_typed_events_that_rebuild_the_file(editing_daemon) -> None:
+    # no max_tokens: the answer runs to its end token, so the hunks must rebuild the whole file
+    with EditClient(editing_daemon.url, api_key=editing_daemon.api_key) as client:
         events = list(client.stream_edit(request(max_tokens=None)))
     text, hunks = check_stream(events)
     assert events[-1].finish_reason.value == "stop"
-    assert apply_hunks(SOURCE, hunks) == text
+    assert apply_hunks(SOURCE, hunks) == text == SOURCE.replace("width", "w")
 
 
 def test_the_non_streamed_edit_is_the_streamed_one(daemon) -> None:

@@ -114,27 +114,26 @@ def run_nvim(
 
 
 @pytest.mark.parametrize("mode", ["stream", "final"])
-def test_edit_whole_buffer_writes_the_daemons_file(tmp_path: Path, daemon, mode: str) -> None:
+def test_edit_whole_buffer_writes_the_daemons_file(tmp_path: Path, editing_daemon, mode: str) -> None:
     target = tmp_path / "area.py"
     target.write_text(SOURCE)
     expected = daemon_edit(
-        daemon, EditRequest(file=SOURCE, instruction=INSTRUCTION, language="python", path="area.py")
+        editing_daemon, EditRequest(file=SOURCE, instruction=INSTRUCTION, language="python", path="area.py")
     )
-    result = run_nvim(tmp_path, daemon, target, f"BlazeditEdit {INSTRUCTION}", mode)
+    result = run_nvim(tmp_path, editing_daemon, target, f"BlazeditEdit {INSTRUCTION}", mode)
     assert result.returncode == 0, result.stderr
     assert read_exactly(target) == with_final_newline(expected)
 
 
-def test_edit_a_line_range_rewrites_only_those_lines(tmp_path: Path, daemon) -> None:
+def test_edit_a_line_range_rewrites_only_those_lines(tmp_path: Path, editing_daemon) -> None:
     target = tmp_path / "area.py"
     target.write_text(SOURCE)
     lines = SOURCE.splitlines(keepends=True)
-    # (the tiny model finishes this one quickly; other regions run to its token limit)
     instruction = "add type hints"
     region = daemon_edit(
-        daemon, EditRequest(file=lines[4], instruction=instruction, language="python", path="area.py")
+        editing_daemon, EditRequest(file=lines[4], instruction=instruction, language="python", path="area.py")
     )
-    result = run_nvim(tmp_path, daemon, target, f"5,5BlazeditEdit {instruction}", "stream")
+    result = run_nvim(tmp_path, editing_daemon, target, f"5,5BlazeditEdit {instruction}", "stream")
     assert result.returncode == 0, result.stderr
     assert read_exactly(target) == "".join(lines[:4]) + with_final_newline(region)
 

@@ -17,7 +17,7 @@ from fixtures.daemon import free_port
 
 BLAZEDIT = Path(sys.executable).with_name("blazedit")
 SOURCE = "def area(width, height):\n    return width * height\n\n\nprint(area(2, 3))\n"
-INSTRUCTION = "rename width to w"  # the tiny model ends this edit on its own (finish_reason "stop")
+INSTRUCTION = "rename width to w"
 
 
 def read_exactly(path: Path) -> str:
@@ -40,10 +40,12 @@ def daemon_edit(daemon, path: Path, **fields) -> str:
 
 
 def test_prints_the_diff_and_writes_the_daemons_file(
-    daemon, source_file: Path, tmp_path: Path, capsys
+    editing_daemon, source_file: Path, tmp_path: Path, capsys
 ) -> None:
-    expected = daemon_edit(daemon, source_file)
-    status = run_remote_edit(source_file, INSTRUCTION, server=daemon.url, api_key=daemon.api_key, write=True)
+    expected = daemon_edit(editing_daemon, source_file)
+    status = run_remote_edit(
+        source_file, INSTRUCTION, server=editing_daemon.url, api_key=editing_daemon.api_key, write=True
+    )
     assert status == 0
     assert read_exactly(source_file) == expected
     assert patched(tmp_path, capsys.readouterr().out) == expected
@@ -87,13 +89,27 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         run_remote_edit(tmp_path / "nope.py", INSTRUCTION, server="http://127.0.0.1:9")
 
 
-def test_blazedit_edit_with_server_streams_from_the_daemon(daemon, source_file: Path, tmp_path: Path) -> None:
+def test_blazedit_edit_with_server_streams_from_the_daemon(
+    editing_daemon, source_file: Path, tmp_path: Path
+) -> None:
     """The real command line: `blazedit edit FILE -i ... --server URL --api-key KEY --write`."""
-    expected = daemon_edit(daemon, source_file, language="python", strategy="multilayer")
-    command = [str(BLAZEDIT), "edit", str(source_file), "-i", INSTRUCTION, "--server", daemon.url, "--write"]
+    expected = daemon_edit(editing_daemon, source_file, language="python", strategy="multilayer")
+    command = [
+        str(BLAZEDIT),
+        "edit",
+        str(source_file),
+        "-i",
+        INSTRUCTION,
+        "--server",
+        editing_daemon.url,
+        "--write",
+    ]
     # bytes, not text=True: universal newlines would turn a "\r" inside the diff into a line break
     result = subprocess.run(
-        command, env={**os.environ, "BLAZEDIT_API_KEY": daemon.api_key}, capture_output=True, check=False
+        command,
+        env={**os.environ, "BLAZEDIT_API_KEY": editing_daemon.api_key},
+        capture_output=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     assert read_exactly(source_file) == expected
