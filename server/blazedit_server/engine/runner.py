@@ -330,9 +330,7 @@ class Engine:
         params: SamplingParams = SamplingParams(),
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
-        check_text(prompt, "prompt", allow_empty=True)
-        if not prompt:
-            raise InvalidRequestError("prompt is empty", param="prompt")
+        check_prompt(prompt)
         check_params(params)
         ids = self.tokenizer.encode(prompt, add_special_tokens=False)  # a raw prompt: its special tokens act
         self.check_context(len(ids), params.max_new_tokens or 1, "prompt")
