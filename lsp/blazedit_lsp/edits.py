@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from blazedit_client import lines
-from blazedit_client.lines import file_lines
+from blazedit_client.lines import LINE_END, file_lines
 from lsprotocol import types
 
 from blazedit_lsp.positions import line_starts, position_at
+
+_FINAL_LINE_BREAK = re.compile(r"(?:\r\n|\r|\n)\Z")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,19 @@ def line_hunks(old: str, new: str) -> list[Hunk]:
         for tag, i1, i2, j1, j2 in matcher.get_opcodes()
         if tag != "equal"
     ]
+
+
+def line_break(text: str) -> str:
+    """The line break `text` uses (its first one); "\\n" when it has none."""
+    match = LINE_END.search(text)
+    return match.group() if match else "\n"
+
+
+def with_line_break(text: str, line_break: str) -> str:
+    """`text` with its line breaks written as `line_break`, the document's: editors do the same to inserted
+    text (VS Code's `normalizesLineEndings`, Neovim with 'fileformat=dos', Zed), and the bridge must expect
+    the document they end with. In a "\\n" document the text stays as the daemon wrote it."""
+    return text if line_break == "\n" else LINE_END.sub(line_break, text)
 
 
 def unmatched_lines(a: str, b: str) -> int:
@@ -170,8 +186,22 @@ def rebase(ours: str, actual: str, changes: Iterable[Replacement]) -> Rebase:
     return result
 
 
+def before_final_line_break(text: str, change: Replacement) -> Replacement:
+    """An insert after the final line break of `text` as the same insert before that line break.
+
+    The first is an LSP insert at (line count, 0), a line past the last one, where Neovim releases before
+    neovim/neovim#40133 add a stray blank line; the second starts at the end of the last line's content.
+    """
+    final, inserted = _FINAL_LINE_BREAK.search(text), _FINAL_LINE_BREAK.search(change.new_text)
+    at_end = change.start == change.end == len(text)
+    if not (at_end and final and inserted and final.group() == inserted.group()):
+        return change
+    return Replacement(final.start(), final.start(), final.group() + change.new_text[: inserted.start()])
+
+
 def text_edits(text: str, replacements: Iterable[Replacement], encoding: str) -> list[types.TextEdit]:
     """The replacements as LSP edits on `text`, columns in the client's position encoding."""
+    anchored = [before_final_line_break(text, r) for r in replacements]
     return [
         types.TextEdit(
             range=types.Range(
@@ -179,7 +209,7 @@ def text_edits(text: str, replacements: Iterable[Replacement], encoding: str) ->
             ),
             new_text=r.new_text,
         )
-        for r in replacements
+        for r in anchored
     ]
 
 

@@ -36,11 +36,13 @@ from blazedit_lsp.edits import (
     Rebase,
     Replacement,
     hunk_span,
+    line_break,
     output_percent,
     rebase,
     splice,
     text_edits,
     unmatched_lines,
+    with_line_break,
 )
 from blazedit_lsp.instructions import EditTarget, comment_removal, document_hunk
 from blazedit_lsp.options import Options
@@ -96,6 +98,7 @@ class EditSession:
             if n != target.comment_line
         )
         self._language = document.language_id
+        self._line_break = line_break(self.original)  # the model writes "\n"; a CRLF document keeps CRLF
         self._applied: list[Replacement] = []  # offsets in the original document
         self._pending: list[Hunk] = []  # document lines, not sent yet
         self._comment = comment_removal(target)  # the comment line's removal, until it is sent
@@ -184,7 +187,7 @@ class EditSession:
         self._report(output_percent(len(file_lines(self.base)), self._output, self._received))
 
     async def _on_hunk(self, event: HunkEvent) -> None:
-        hunk = Hunk(event.old_start, event.old_end, event.new_text)
+        hunk = Hunk(event.old_start, event.old_end, with_line_break(event.new_text, self._line_break))
         self._received.append(hunk)
         self._pending.append(document_hunk(hunk, self.target))
         if self.options.apply_mode == "stream":

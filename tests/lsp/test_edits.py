@@ -7,7 +7,9 @@ from blazedit_client.lines import apply_hunks
 from blazedit_lsp.edits import (
     Hunk,
     Replacement,
+    before_final_line_break,
     hunk_span,
+    line_break,
     line_hunks,
     minimal_replacement,
     output_percent,
@@ -15,6 +17,7 @@ from blazedit_lsp.edits import (
     splice,
     text_edits,
     unmatched_lines,
+    with_line_break,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,11 +112,50 @@ def test_text_edits_apply_in_the_client_encoding(encoding):
     text = "naïve = 1\n名前 = '😀'  # ok\nlast = 3\n"
     new = "naïve = 2\n名前 = '😀😀'  # ok\nlast = 3\nadded = 'é'\n"
     plan = rebase(text, text, spans(text, *line_hunks(text, new)))
-    document = TextDocument("file:///t.py", text, version=1, position_codec=PositionCodec(encoding))
-    for edit in reversed(text_edits(text, plan.replacements, encoding)):
-        document.apply_change(types.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text))
-    assert document.source == new
+    assert applied(text, text_edits(text, plan.replacements, encoding), encoding) == new
     assert any(edit.range.start.character > 0 for edit in text_edits(text, plan.replacements, encoding))
+
+
+def applied(text: str, edits: list[types.TextEdit], encoding: str = "utf-16") -> str:
+    """The edits applied by pygls's own document model."""
+    document = TextDocument("file:///t.py", text, version=1, position_codec=PositionCodec(encoding))
+    for edit in reversed(edits):
+        document.apply_change(types.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text))
+    return document.source
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_lines_appended_at_the_end_are_inserted_on_the_last_line(eol):
+    """Not at (line count, 0), a line past the last one (Neovim before neovim/neovim#40133 adds a blank line
+    there), but before the final line break: the same text."""
+    text = f"def a():{eol}    return 1{eol}"
+    new = f"{text}{eol}{eol}def b():{eol}    return 2{eol}"
+    plan = rebase(text, text, spans(text, *line_hunks(text, new)))
+
+    [edit] = text_edits(text, plan.replacements, "utf-16")
+
+    assert edit.range.start == edit.range.end == types.Position(line=1, character=len("    return 1"))
+    assert edit.new_text == f"{eol}{eol}{eol}def b():{eol}    return 2"
+    assert applied(text, [edit]) == new
+
+
+def test_only_inserts_after_the_final_line_break_move():
+    text = "a\nb\n"
+    for kept in (
+        Replacement(4, 4, "c"),  # the file ends without a line break: nothing before "\n" says so
+        Replacement(4, 4, "c\r\n"),  # another line break than the file's last one
+        Replacement(2, 4, "c\n"),  # a replacement, not an insert
+        Replacement(2, 2, "c\n"),  # not at the end
+    ):
+        assert before_final_line_break(text, kept) == kept
+    assert before_final_line_break("a", Replacement(1, 1, "\nb\n")) == Replacement(1, 1, "\nb\n")
+    assert before_final_line_break(text, Replacement(4, 4, "c\n")) == Replacement(3, 3, "\nc")
+
+
+def test_inserted_text_takes_the_documents_line_break():
+    assert line_break("a\r\nb\n") == "\r\n" and line_break("a\nb\r\n") == "\n" and line_break("ab") == "\n"
+    assert with_line_break("x\ny\r\nz", "\r\n") == "x\r\ny\r\nz"
+    assert with_line_break("x\ny\r\nz\r", "\n") == "x\ny\r\nz\r"  # as the daemon wrote it
 
 
 def test_unmatched_lines_and_line_hunks():

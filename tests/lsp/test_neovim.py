@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lsp_harness import daemon_output
 from test_edit import NEW, ORIGINAL
+from test_line_ends import CRLF, MODEL
 
 INIT_LUA = Path(__file__).parent / "nvim" / "init.lua"
 pytestmark = pytest.mark.skipif(
@@ -69,3 +70,19 @@ def test_neovim_edit_from_comment(tmp_path, scripted_daemon, engine):
 
     assert answer["result"]["status"] == "done", answer
     assert file.read_text(encoding="utf-8") == expected
+
+
+@pytest.mark.parametrize("mode", ["stream", "final"])
+def test_neovim_keeps_a_dos_file_crlf_and_counts_every_hunk(tmp_path, scripted_daemon, engine, mode):
+    """Neovim ('fileformat=dos') writes the model's "\\n" lines with CRLF: the bridge must expect that."""
+    engine.script["pi"] = MODEL
+    hunks = len(daemon_output(scripted_daemon, CRLF, "pi").hunks)
+    file = tmp_path / "circle.py"
+    file.write_bytes(CRLF.encode())
+
+    answer = run_neovim(
+        tmp_path, scripted_daemon, file, "blazedit.edit", {"uri": "$URI", "instruction": "pi"}, mode
+    )
+
+    assert answer["result"] == {"status": "done", "applied": hunks, "skipped": 0, "message": ""}, answer
+    assert file.read_bytes() == MODEL.replace("\r\n", "\n").replace("\n", "\r\n").encode()
