@@ -26,6 +26,10 @@ const s = require(process.argv[1]);
 const range = { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } };
 process.stdout.write(JSON.stringify({
   options: s.bridgeOptions(s.DEFAULTS, "secret"),
+  allOptions: s.bridgeOptions({
+    ...s.DEFAULTS, daemonUrl: "ws://gpu-box:9000", connectTimeout: 2.5, eventTimeout: 60, model: "big",
+    strategy: "pld", maxTokens: 512,
+  }, "secret"),
   editSelection: s.editArguments("file:///tmp/a.py", "add types", range),
   editFile: s.editArguments("file:///tmp/a.py", "add types"),
   command: s.serverCommand(s.DEFAULTS),
@@ -50,6 +54,20 @@ def test_bridge_accepts_the_initialization_options(sent: dict) -> None:
         "secret",
         "stream",
     )
+
+
+def test_every_bridge_setting_reaches_the_bridge(sent: dict) -> None:
+    options, problems = load_options(sent["allOptions"])
+    assert problems == []
+    assert options.model_dump(exclude={"apply_mode", "presets"}) == {
+        "daemon_url": "ws://gpu-box:9000",
+        "api_key": "secret",
+        "connect_timeout": 2.5,
+        "event_timeout": 60,
+        "model": "big",
+        "strategy": "pld",
+        "max_tokens": 512,
+    }
 
 
 def test_bridge_accepts_the_edit_arguments(sent: dict) -> None:

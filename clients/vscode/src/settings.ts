@@ -5,6 +5,10 @@ export type ApplyMode = "stream" | "final";
 
 export const APPLY_MODES: readonly ApplyMode[] = ["stream", "final"];
 
+/** The daemon's decoding strategies (blazedit_client.protocol.Strategy); "" leaves the choice to the daemon. */
+export const STRATEGIES = ["", "regular", "pld", "draft", "multilayer"] as const;
+export type StrategySetting = (typeof STRATEGIES)[number];
+
 /** The `blazedit.*` settings a user can change (the API key lives in secret storage instead). */
 export interface BlazeditSettings {
   daemonUrl: string;
@@ -12,6 +16,11 @@ export interface BlazeditSettings {
   lspCommand: string[];
   lspPython: string;
   presets: string[];
+  connectTimeout: number;
+  eventTimeout: number;
+  model: string; // "": the daemon's default
+  strategy: StrategySetting;
+  maxTokens: number; // 0: the daemon's limit
 }
 
 export const DEFAULTS: BlazeditSettings = {
@@ -20,13 +29,24 @@ export const DEFAULTS: BlazeditSettings = {
   lspCommand: ["blazedit-lsp"],
   lspPython: "",
   presets: [],
+  connectTimeout: 10,
+  eventTimeout: 600,
+  model: "",
+  strategy: "",
+  maxTokens: 0,
 };
 
-/** The bridge's `initializationOptions` and its `blazedit` configuration section (same shape). */
+/** The bridge's `initializationOptions` and its `blazedit` configuration section (same shape, the keys of
+ * lsp/README.md); what is left to the daemon is left out. */
 export interface BridgeOptions {
   daemonUrl: string;
   applyMode: ApplyMode;
   presets: string[];
+  connectTimeout: number;
+  eventTimeout: number;
+  model?: string;
+  strategy?: Exclude<StrategySetting, "">;
+  maxTokens?: number;
   apiKey?: string;
 }
 
@@ -56,7 +76,10 @@ function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === "string");
 }
 
-/** Checks a daemon URL; returns a message for the user when it is not an http(s) URL. */
+/** The daemon URL schemes the bridge accepts (blazedit_lsp.options). */
+const URL_SCHEMES = ["http:", "https:", "ws:", "wss:"];
+
+/** Checks a daemon URL; returns a message for the user when the bridge would not accept it. */
 export function daemonUrlProblem(url: string): string | undefined {
   let parsed: URL;
   try {
@@ -64,8 +87,8 @@ export function daemonUrlProblem(url: string): string | undefined {
   } catch {
     return `"${url}" is not a URL (expected something like ${DEFAULTS.daemonUrl})`;
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    return `"${url}" must start with http:// or https://`;
+  if (!URL_SCHEMES.includes(parsed.protocol) || parsed.host === "") {
+    return `"${url}" must start with http://, https://, ws:// or wss:// and name a host`;
   }
   return undefined;
 }
@@ -85,12 +108,20 @@ export function readSettings(get: SettingReader): { settings: BlazeditSettings; 
   const isMode = (value: unknown): value is ApplyMode => APPLY_MODES.includes(value as ApplyMode);
   const isCommand = (value: unknown): value is string[] => isStringArray(value) && value.length > 0 && value[0] !== "";
   const isString = (value: unknown): value is string => typeof value === "string";
+  const isSeconds = (value: unknown): value is number => typeof value === "number" && value > 0;
+  const isStrategy = (value: unknown): value is StrategySetting => STRATEGIES.includes(value as StrategySetting);
+  const isTokens = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
   const settings: BlazeditSettings = {
-    daemonUrl: pick("daemonUrl", DEFAULTS.daemonUrl, isUrl, "an http(s) URL"),
+    daemonUrl: pick("daemonUrl", DEFAULTS.daemonUrl, isUrl, "an http(s) or ws(s) URL"),
     applyMode: pick("applyMode", DEFAULTS.applyMode, isMode, `one of ${APPLY_MODES.join(", ")}`),
     lspCommand: pick("lsp.command", DEFAULTS.lspCommand, isCommand, "a non-empty list of strings"),
     lspPython: pick("lsp.python", DEFAULTS.lspPython, isString, "a path"),
     presets: pick("presets", DEFAULTS.presets, isStringArray, "a list of strings"),
+    connectTimeout: pick("connectTimeout", DEFAULTS.connectTimeout, isSeconds, "a number of seconds above 0"),
+    eventTimeout: pick("eventTimeout", DEFAULTS.eventTimeout, isSeconds, "a number of seconds above 0"),
+    model: pick("model", DEFAULTS.model, isString, "a model name"),
+    strategy: pick("strategy", DEFAULTS.strategy, isStrategy, `one of ${STRATEGIES.filter(Boolean).join(", ")} or ""`),
+    maxTokens: pick("maxTokens", DEFAULTS.maxTokens, isTokens, "a whole number (0: the daemon's limit)"),
   };
   return { settings, problems };
 }
@@ -109,7 +140,18 @@ export function bridgeOptions(settings: BlazeditSettings, apiKey: string | undef
     daemonUrl: settings.daemonUrl,
     applyMode: settings.applyMode,
     presets: settings.presets,
+    connectTimeout: settings.connectTimeout,
+    eventTimeout: settings.eventTimeout,
   };
+  if (settings.model.trim() !== "") {
+    options.model = settings.model.trim();
+  }
+  if (settings.strategy !== "") {
+    options.strategy = settings.strategy;
+  }
+  if (settings.maxTokens > 0) {
+    options.maxTokens = settings.maxTokens;
+  }
   if (apiKey) {
     options.apiKey = apiKey;
   }

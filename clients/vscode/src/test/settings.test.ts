@@ -16,9 +16,18 @@ import {
   isEmptyRange,
   readSettings,
   serverCommand,
+  STRATEGIES,
 } from "../settings";
 
 const manifest = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8"));
+const bridgeReadme = readFileSync(join(__dirname, "..", "..", "..", "..", "lsp", "README.md"), "utf8");
+
+/** The setting keys lsp/README.md documents: the backquoted names in the first column of its table. */
+function documentedBridgeSettings(): string[] {
+  const section = bridgeReadme.split("## Settings")[1].split("\n## ")[0];
+  const rows = section.split("\n").filter((line) => line.startsWith("| `"));
+  return rows.flatMap((row) => [...row.split("|")[1].matchAll(/`(\w+)`/g)].map((match) => match[1]));
+}
 
 function reader(values: Record<string, unknown>) {
   return (key: string) => values[key];
@@ -48,16 +57,38 @@ describe("readSettings", () => {
     assert.deepEqual(settings.presets, ["Add logging"]);
   });
 
+  it("keeps the bridge's own settings", () => {
+    const bridge = { connectTimeout: 2.5, eventTimeout: 60, model: "big", strategy: "pld", maxTokens: 512 };
+    const { settings, problems } = readSettings(reader({ daemonUrl: "ws://gpu-box:9000", ...bridge }));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(settings, { ...DEFAULTS, daemonUrl: "ws://gpu-box:9000", ...bridge });
+  });
+
   it("reports each invalid value and falls back to its default", () => {
     const { settings, problems } = readSettings(
-      reader({ daemonUrl: "localhost:8000", applyMode: "live", "lsp.command": [], presets: [1, 2] }),
+      reader({
+        daemonUrl: "localhost:8000",
+        applyMode: "live",
+        "lsp.command": [],
+        presets: [1, 2],
+        connectTimeout: 0,
+        eventTimeout: "long",
+        model: 7,
+        strategy: "fast",
+        maxTokens: 1.5,
+      }),
     );
     assert.deepEqual(settings, DEFAULTS);
-    assert.equal(problems.length, 4);
-    assert.match(problems[0], /blazedit\.daemonUrl must be an http\(s\) URL/);
+    assert.equal(problems.length, 9);
+    assert.match(problems[0], /blazedit\.daemonUrl must be an http\(s\) or ws\(s\) URL/);
     assert.match(problems[1], /blazedit\.applyMode must be one of stream, final/);
     assert.match(problems[2], /blazedit\.lsp\.command/);
     assert.match(problems[3], /blazedit\.presets/);
+    assert.match(problems[4], /blazedit\.connectTimeout/);
+    assert.match(problems[5], /blazedit\.eventTimeout/);
+    assert.match(problems[6], /blazedit\.model/);
+    assert.match(problems[7], /blazedit\.strategy must be one of regular, pld, draft, multilayer/);
+    assert.match(problems[8], /blazedit\.maxTokens/);
   });
 });
 
@@ -71,6 +102,20 @@ describe("package.json", () => {
     assert.deepEqual(properties["blazedit.lsp.command"].default, DEFAULTS.lspCommand);
     assert.equal(properties["blazedit.lsp.python"].default, DEFAULTS.lspPython);
     assert.deepEqual(properties["blazedit.presets"].default, DEFAULTS.presets);
+    assert.equal(properties["blazedit.connectTimeout"].default, DEFAULTS.connectTimeout);
+    assert.equal(properties["blazedit.eventTimeout"].default, DEFAULTS.eventTimeout);
+    assert.equal(properties["blazedit.model"].default, DEFAULTS.model);
+    assert.deepEqual(properties["blazedit.strategy"].enum, STRATEGIES);
+    assert.equal(properties["blazedit.strategy"].default, DEFAULTS.strategy);
+    assert.equal(properties["blazedit.maxTokens"].default, DEFAULTS.maxTokens);
+  });
+
+  it("offers every setting the bridge documents (the API key through Set API Key)", () => {
+    const documented = documentedBridgeSettings();
+    assert.ok(documented.length >= 9, documented.join(", "));
+    for (const key of documented.filter((key) => key !== "apiKey")) {
+      assert.ok(`blazedit.${key}` in properties, `blazedit.${key} is not contributed`);
+    }
   });
 
   it("does not claim the bridge's own command ids", () => {
@@ -89,9 +134,15 @@ describe("daemonUrlProblem", () => {
     assert.equal(daemonUrlProblem("https://edits.example.org/"), undefined);
   });
 
+  it("accepts ws and wss URLs, as the bridge does", () => {
+    assert.equal(daemonUrlProblem("ws://127.0.0.1:8000"), undefined);
+    assert.equal(daemonUrlProblem("wss://edits.example.org"), undefined);
+  });
+
   it("explains what is wrong otherwise", () => {
     assert.match(daemonUrlProblem("not a url") ?? "", /is not a URL/);
-    assert.match(daemonUrlProblem("ws://127.0.0.1:8000") ?? "", /must start with http/);
+    assert.match(daemonUrlProblem("ftp://127.0.0.1:8000") ?? "", /must start with http/);
+    assert.match(daemonUrlProblem("http:") ?? "", /is not a URL|name a host/);
   });
 });
 
@@ -123,9 +174,18 @@ describe("bridge options", () => {
       daemonUrl: "http://127.0.0.1:8000",
       applyMode: "stream",
       presets: [],
+      connectTimeout: 10,
+      eventTimeout: 600,
     });
     assert.equal(bridgeOptions(DEFAULTS, "s3cret").apiKey, "s3cret");
     assert.equal("apiKey" in bridgeOptions(DEFAULTS, ""), false);
+  });
+
+  it("forwards every documented bridge setting that is set, and leaves the rest to the daemon", () => {
+    const settings = { ...DEFAULTS, model: " big ", strategy: "multilayer" as const, maxTokens: 256 };
+    const options = bridgeOptions(settings, "k");
+    assert.deepEqual(Object.keys(options).sort(), [...documentedBridgeSettings()].sort());
+    assert.deepEqual([options.model, options.strategy, options.maxTokens], ["big", "multilayer", 256]);
   });
 
   it("answers the blazedit section with the options and leaves other sections alone", () => {
