@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from blazedit_client.http import EditClient
 from blazedit_client.protocol import EditRequest
+from blazedit_lsp.options import load_options
 from fixtures.daemon import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,3 +168,102 @@ def test_blazedit_cancel_stops_the_running_edit(tmp_path: Path, daemon) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert read_exactly(target) == SOURCE  # final mode: nothing is applied before the end
+
+
+# Runs a Lua snippet with the plugin loaded; `report(value)` writes value as JSON and quits. Notifications
+# are collected in `notes`; `args.file` is a Python file to edit.
+PROBE = """
+args = vim.json.decode(os.getenv("BLAZEDIT_TEST_ARGS"))
+notes = {}
+vim.notify = function(message) table.insert(notes, message) end
+vim.opt.runtimepath:append(args.plugin)
+function report(value)
+  vim.fn.writefile({ vim.json.encode(value) }, args.result)
+  vim.cmd("qall!")
+end
+"""
+
+
+def run_lua(tmp_path: Path, lua: str) -> dict:
+    assert NVIM, "these tests need Neovim (Debian package neovim, installed by .ci/run)"
+    script = tmp_path / "probe.lua"
+    script.write_text(PROBE + lua)
+    (tmp_path / "area.py").write_text(SOURCE)
+    args = {"plugin": str(PLUGIN), "result": str(tmp_path / "result.json"), "file": str(tmp_path / "area.py")}
+    done = subprocess.run(
+        # an error in the script leaves Neovim running: the last command ends it
+        [NVIM, "--headless", "-n", "-i", "NONE", "-u", "NONE", "-c", f"luafile {script}", "-c", "cquit 2"],
+        env={"BLAZEDIT_TEST_ARGS": json.dumps(args), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / "result.json").read_text())
+
+
+def test_every_bridge_setting_reaches_the_bridge(tmp_path: Path) -> None:
+    """The options of lsp/README.md's table, by their Lua names; wrong values are errors from setup."""
+    answer = run_lua(
+        tmp_path,
+        """
+        local blazedit = require("blazedit")
+        local refused = {}
+        for _, bad in ipairs({ { max_tokens = 0 }, { max_tokens = 1.5 }, { strategy = "fast" },
+                               { connect_timeout = 0 }, { event_timeout = -1 } }) do
+          table.insert(refused, not pcall(blazedit.setup, bad))
+        end
+        blazedit.setup({ daemon_url = "ws://gpu-box:9000", api_key = "secret", apply_mode = "final",
+          presets = { "Add logging" }, connect_timeout = 2.5, event_timeout = 60, model = "big",
+          strategy = "pld", max_tokens = 512 })
+        report({ options = blazedit.bridge_options(), refused = refused })
+        """,
+    )
+    assert answer["refused"] == [True] * 5
+    options, problems = load_options(answer["options"])
+    assert problems == []
+    assert options.model_dump() == {
+        "daemon_url": "ws://gpu-box:9000",
+        "api_key": "secret",
+        "apply_mode": "final",
+        "presets": ["Add logging"],
+        "connect_timeout": 2.5,
+        "event_timeout": 60,
+        "model": "big",
+        "strategy": "pld",
+        "max_tokens": 512,
+    }
+
+
+def test_a_bridge_that_exits_before_attaching_ends_the_edit(tmp_path: Path) -> None:
+    answer = run_lua(
+        tmp_path,
+        """
+        require("blazedit").setup({ cmd = { "false" } }) -- starts, then exits at once
+        local done = 0
+        local function count() done = done + 1 end
+        vim.api.nvim_create_autocmd("User", { pattern = "BlazeditDone", callback = count })
+        vim.cmd("edit " .. vim.fn.fnameescape(args.file))
+        vim.cmd("BlazeditEdit add types")
+        local ended = vim.wait(10000, function() return not require("blazedit").is_running() end, 20)
+        report({ ended = ended, done = done, notes = notes })
+        """,
+    )
+    assert (answer["ended"], answer["done"]) == (True, 1), answer
+    assert any("the bridge exited" in note for note in answer["notes"]), answer
+
+
+def test_cancel_does_not_start_a_bridge(tmp_path: Path) -> None:
+    answer = run_lua(
+        tmp_path,
+        """
+        local started = args.file .. ".started"
+        require("blazedit").setup({ cmd = { "touch", started } }) -- a bridge that leaves a trace
+        vim.cmd("edit " .. vim.fn.fnameescape(args.file))
+        vim.cmd("BlazeditCancel")
+        vim.wait(500, function() return vim.loop.fs_stat(started) ~= nil end, 20)
+        report({ started = vim.loop.fs_stat(started) ~= nil, notes = notes })
+        """,
+    )
+    assert answer == {"started": False, "notes": ["blazedit: no edit is running on this buffer"]}

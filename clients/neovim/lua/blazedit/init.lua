@@ -12,6 +12,12 @@ local DEFAULTS = {
   api_key = nil, -- nil: $BLAZEDIT_API_KEY, when set
   apply_mode = "stream", -- "stream": apply each stable hunk as it arrives; "final": one edit at the end
   presets = nil, -- extra instructions offered as code actions on a selection
+  -- nil: the bridge's defaults (lsp/README.md)
+  connect_timeout = nil, -- seconds to open the daemon's WebSocket
+  event_timeout = nil, -- seconds the daemon may stay silent mid-edit
+  model = nil, -- sent with each edit (nil: the daemon's)
+  strategy = nil, -- "regular", "pld", "draft" or "multilayer" (nil: the daemon's)
+  max_tokens = nil, -- the most tokens the model may write for one edit (nil: the daemon's limit)
 }
 
 local OPTION_TYPES = {
@@ -20,10 +26,17 @@ local OPTION_TYPES = {
   api_key = "string",
   apply_mode = "string",
   presets = "table",
+  connect_timeout = "number",
+  event_timeout = "number",
+  model = "string",
+  strategy = "string",
+  max_tokens = "number",
 }
 local APPLY_MODES = { stream = true, final = true }
+local STRATEGIES = { regular = true, pld = true, draft = true, multilayer = true }
 
 local config = vim.deepcopy(DEFAULTS)
+-- running[bufnr]: the id of the bridge running the buffer's edit, or true until the edit reaches one
 local state = { client_id = nil, pending = {}, running = {}, results = {} }
 
 local function notify(message, level)
@@ -46,6 +59,18 @@ local function check_options(opts)
   if opts.cmd ~= nil and type(opts.cmd[1]) ~= "string" then
     error("blazedit.setup: cmd must be a list such as { 'blazedit-lsp' }", 3)
   end
+  for _, key in ipairs({ "connect_timeout", "event_timeout" }) do
+    if opts[key] ~= nil and opts[key] <= 0 then
+      error("blazedit.setup: " .. key .. " must be a number of seconds above 0", 3)
+    end
+  end
+  if opts.strategy ~= nil and not STRATEGIES[opts.strategy] then
+    local message = "blazedit.setup: strategy must be 'regular', 'pld', 'draft' or 'multilayer', not '%s'"
+    error(string.format(message, opts.strategy), 3)
+  end
+  if opts.max_tokens ~= nil and (opts.max_tokens < 1 or opts.max_tokens % 1 ~= 0) then
+    error("blazedit.setup: max_tokens must be a whole number above 0", 3)
+  end
 end
 
 -- Neovim 0.11 made client methods take self (client:request); 0.7-0.10 have plain functions.
@@ -65,17 +90,51 @@ local function is_stopped(client)
   return client.is_stopped()
 end
 
---- The bridge's initialization options and `blazedit` configuration section (same shape).
+--- The bridge's initialization options and `blazedit` configuration section (same shape, the keys of
+--- lsp/README.md); options left nil are left out, so the bridge's and the daemon's defaults apply.
 function M.bridge_options()
-  local options = {
+  return {
     daemonUrl = config.daemon_url,
     applyMode = config.apply_mode,
     apiKey = config.api_key or os.getenv("BLAZEDIT_API_KEY"),
+    presets = config.presets,
+    connectTimeout = config.connect_timeout,
+    eventTimeout = config.event_timeout,
+    model = config.model,
+    strategy = config.strategy,
+    maxTokens = config.max_tokens,
   }
-  if config.presets then
-    options.presets = config.presets
+end
+
+-- The bridge shows its own messages (errors, a partial edit, hunks skipped because you typed there);
+-- here an edit that went through is summed up, and a failed request reported.
+local function finish(bufnr, err, result)
+  if state.running[bufnr] == nil then -- already ended: the bridge exited first
+    return
   end
-  return options
+  state.running[bufnr] = nil
+  state.results[bufnr] = result
+  if err then
+    notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+  elseif result and result.status == "done" then
+    notify(string.format("edit done: %d change(s) applied", result.applied or 0))
+  elseif result and result.status == "cancelled" then
+    notify("edit cancelled: " .. (result.message or ""))
+  end
+  vim.cmd("doautocmd <nomodeline> User BlazeditDone")
+end
+
+-- A bridge that exits (or never starts: a broken install) ends the edits it had or was about to get;
+-- otherwise they would stay running and User BlazeditDone would never fire.
+local function on_exit(code, _, client_id)
+  vim.schedule(function()
+    for bufnr, running in pairs(state.running) do
+      if running == true or running == client_id then
+        state.pending[bufnr] = nil
+        finish(bufnr, { message = string.format("the bridge exited (code %d) before the edit ended", code) })
+      end
+    end
+  end)
 end
 
 local function on_attach(client, bufnr)
@@ -94,6 +153,7 @@ local function client_config()
     init_options = M.bridge_options(),
     settings = { blazedit = M.bridge_options() },
     on_attach = on_attach,
+    on_exit = on_exit,
   }
 end
 
@@ -140,21 +200,6 @@ local function line_range(first, last)
   return { start = { line = first - 1, character = 0 }, ["end"] = { line = last, character = 0 } }
 end
 
--- The bridge shows its own messages (errors, a partial edit, hunks skipped because you typed there);
--- here an edit that went through is summed up, and a failed request reported.
-local function finish(bufnr, err, result)
-  state.running[bufnr] = nil
-  state.results[bufnr] = result
-  if err then
-    notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
-  elseif result and result.status == "done" then
-    notify(string.format("edit done: %d change(s) applied", result.applied or 0))
-  elseif result and result.status == "cancelled" then
-    notify("edit cancelled: " .. (result.message or ""))
-  end
-  vim.cmd("doautocmd <nomodeline> User BlazeditDone")
-end
-
 local function execute(client, bufnr, command, argument, on_result)
   local params = { command = command, arguments = { argument } }
   local sent = request(client, "workspace/executeCommand", params, function(err, result)
@@ -175,6 +220,7 @@ function M.edit(instruction, opts)
   end
   state.running[bufnr] = true
   local started = with_client(bufnr, function(client)
+    state.running[bufnr] = client.id
     local argument = { uri = vim.uri_from_bufnr(bufnr), instruction = vim.trim(instruction) }
     if opts.first then
       argument.range = line_range(opts.first, opts.last or opts.first)
@@ -188,16 +234,35 @@ function M.edit(instruction, opts)
   end
 end
 
---- Cancel the edit running on the buffer.
+-- The bridge attached to the buffer, if one runs (an edit may also come from a code action).
+local function attached_client(bufnr)
+  if vim.lsp.get_clients then
+    return vim.lsp.get_clients({ bufnr = bufnr, name = "blazedit" })[1]
+  end
+  for _, client in pairs(vim.lsp.buf_get_clients(bufnr)) do
+    if client.name == "blazedit" then
+      return client
+    end
+  end
+end
+
+--- Cancel the edit running on the buffer (without starting a bridge to do it).
 function M.cancel(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
-  state.pending[bufnr] = nil
-  with_client(bufnr, function(client)
-    execute(client, bufnr, "blazedit.cancel", { uri = vim.uri_from_bufnr(bufnr) }, function(err)
-      if err then
-        notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
-      end
-    end)
+  if state.running[bufnr] == true then -- still waiting for the bridge: the edit was never sent
+    state.pending[bufnr] = nil
+    finish(bufnr, nil, { status = "cancelled", applied = 0, skipped = 0, message = "before the bridge started" })
+    return
+  end
+  local client = attached_client(bufnr)
+  if not client then
+    notify("no edit is running on this buffer")
+    return
+  end
+  execute(client, bufnr, "blazedit.cancel", { uri = vim.uri_from_bufnr(bufnr) }, function(err)
+    if err then
+      notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+    end
   end)
 end
 
@@ -209,7 +274,7 @@ end
 
 --- True while an edit started from this Neovim runs on the buffer.
 function M.is_running(bufnr)
-  return state.running[bufnr or vim.api.nvim_get_current_buf()] == true
+  return state.running[bufnr or vim.api.nvim_get_current_buf()] ~= nil
 end
 
 local function edit_command(args)
