@@ -89,14 +89,15 @@ class BlazeditLanguageServer(LanguageServer):
         return file_lines(self.workspace.get_text_document(uri).source)
 
     async def run_edit(self, uri: str, target: EditTarget) -> EditResult:
-        options = await self.refresh_options()
         if not self.client_capabilities.workspace or not self.client_capabilities.workspace.apply_edit:
             return self.fail("this editor does not accept edits from a language server (workspace/applyEdit)")
         if uri in self.sessions:
             return self.fail("an edit is already running on this document; cancel it first", status="busy")
-        session = self.sessions[uri] = EditSession(self, uri, target, options, self.socket(options))
+        # registered before the first await, so that a `blazedit.cancel` sent meanwhile finds the edit
+        session = self.sessions[uri] = EditSession(self, uri, target, self.options)
         try:
-            return await session.run()
+            options = await self.refresh_options()
+            return await session.run(options, self.socket(options))
         finally:
             del self.sessions[uri]
 

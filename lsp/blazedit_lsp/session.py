@@ -83,10 +83,9 @@ def _request_path(uri: str) -> str:
 
 
 class EditSession:
-    def __init__(
-        self, ls: LanguageServer, uri: str, target: EditTarget, options: Options, socket: EditSocket
-    ) -> None:
-        self.ls, self.uri, self.target, self.options, self.socket = ls, uri, target, options, socket
+    def __init__(self, ls: LanguageServer, uri: str, target: EditTarget, options: Options) -> None:
+        """`options` are the settings as last read; `run` gets the current ones."""
+        self.ls, self.uri, self.target, self.options = ls, uri, target, options
         self.encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
         document = self._document()
         self.original = document.source
@@ -113,11 +112,12 @@ class EditSession:
 
     # --- called by the server ---------------------------------------------------------------------------
 
-    async def run(self) -> EditResult:
+    async def run(self, options: Options, socket: EditSocket) -> EditResult:
         """Run the edit to its end; errors become a message to the user and an `error` result."""
+        self.options = options
         self.token = await self._begin_progress()
-        self._work = asyncio.create_task(self._stream())
-        if self._cancel_reason is not None:  # cancelled while the progress indicator was being created
+        self._work = asyncio.create_task(self._stream(socket))
+        if self._cancel_reason is not None:  # cancelled before the edit could start
             self._work.cancel()
         result = EditResult("cancelled", 0, 0, "the editor cancelled the command")
         try:
@@ -168,9 +168,9 @@ class EditSession:
             max_tokens=opts.max_tokens,
         )
 
-    async def _stream(self) -> FinishReason:
+    async def _stream(self, socket: EditSocket) -> FinishReason:
         finish = FinishReason.stop
-        async with contextlib.aclosing(self.socket.stream_edit(self._request())) as events:
+        async with contextlib.aclosing(socket.stream_edit(self._request())) as events:
             async for event in events:
                 if isinstance(event, DeltaEvent):
                     self._on_delta(event)

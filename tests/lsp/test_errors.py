@@ -121,6 +121,29 @@ async def test_cancel_command(client, scripted_daemon, engine):
     assert result["status"] == "cancelled" and editor.text(URI) == SOURCE
 
 
+async def test_cancel_command_while_the_settings_are_read(client, scripted_daemon, engine):
+    """`blazedit.cancel` arrives while the bridge waits for `workspace/configuration`, before the edit starts:
+    it finds the edit and stops it; the daemon is never asked."""
+    engine.script["hint"] = EDITED
+    editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
+    editor.open(URI, SOURCE)
+    cancels, read_configuration = [], client.get_configuration
+
+    def cancel_then_answer(**kwargs):
+        if not cancels:  # sent before the answer to workspace/configuration
+            params = types.ExecuteCommandParams(command="blazedit.cancel", arguments=[{"uri": URI}])
+            cancels.append(client.workspace_execute_command(params))
+        return read_configuration(**kwargs)
+
+    client.get_configuration = cancel_then_answer
+
+    result = await execute(client, "blazedit.edit", {"uri": URI, "instruction": "hint"})
+
+    assert await asyncio.wrap_future(cancels[0]) == 1
+    assert result["status"] == "cancelled" and editor.text(URI) == SOURCE
+    assert not engine.started.is_set()
+
+
 async def test_document_closed_mid_stream(client, scripted_daemon, engine):
     editor = await start_editor(client, "visual-studio-code", daemon_options(scripted_daemon))
     editor.open(URI, SOURCE)
