@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from blazedit_client.http import EditClient
-from blazedit_client.protocol import EditRequest
+from blazedit_client.protocol import EditRequest, Strategy
 from blazedit_lsp.options import load_options
 from fixtures.daemon import free_port
 
@@ -189,7 +189,12 @@ def run_lua(tmp_path: Path, lua: str) -> dict:
     script = tmp_path / "probe.lua"
     script.write_text(PROBE + lua)
     (tmp_path / "area.py").write_text(SOURCE)
-    args = {"plugin": str(PLUGIN), "result": str(tmp_path / "result.json"), "file": str(tmp_path / "area.py")}
+    args = {
+        "plugin": str(PLUGIN),
+        "result": str(tmp_path / "result.json"),
+        "file": str(tmp_path / "area.py"),
+        "strategies": list(Strategy),
+    }
     done = subprocess.run(
         # an error in the script leaves Neovim running: the last command ends it
         [NVIM, "--headless", "-n", "-i", "NONE", "-u", "NONE", "-c", f"luafile {script}", "-c", "cquit 2"],
@@ -214,13 +219,18 @@ def test_every_bridge_setting_reaches_the_bridge(tmp_path: Path) -> None:
                                { connect_timeout = 0 }, { event_timeout = -1 } }) do
           table.insert(refused, not pcall(blazedit.setup, bad))
         end
+        local accepted = {}
+        for _, strategy in ipairs(args.strategies) do
+          table.insert(accepted, pcall(blazedit.setup, { strategy = strategy }))
+        end
         blazedit.setup({ daemon_url = "ws://gpu-box:9000", api_key = "secret", apply_mode = "final",
           presets = { "Add logging" }, connect_timeout = 2.5, event_timeout = 60, model = "big",
           strategy = "pld", max_tokens = 512 })
-        report({ options = blazedit.bridge_options(), refused = refused })
+        report({ options = blazedit.bridge_options(), refused = refused, accepted = accepted })
         """,
     )
     assert answer["refused"] == [True] * 5
+    assert answer["accepted"] == [True] * len(Strategy)
     options, problems = load_options(answer["options"])
     assert problems == []
     assert options.model_dump() == {

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from blazedit_client.protocol import Strategy
 from blazedit_lsp.arguments import EditArguments, parse_arguments
 from blazedit_lsp.options import load_options
 
@@ -34,6 +35,7 @@ process.stdout.write(JSON.stringify({
   editFile: s.editArguments("file:///tmp/a.py", "add types"),
   command: s.serverCommand(s.DEFAULTS),
   pythonCommand: s.serverCommand({ ...s.DEFAULTS, lspPython: "PYTHON" }),
+  strategies: s.STRATEGIES,
 }));
 """
 
@@ -68,6 +70,10 @@ def test_every_bridge_setting_reaches_the_bridge(sent: dict) -> None:
         "strategy": "pld",
         "max_tokens": 512,
     }
+
+
+def test_the_strategies_offered_are_the_daemons(sent: dict) -> None:
+    assert sent["strategies"] == ["", *Strategy]  # "": the daemon's default
 
 
 def test_bridge_accepts_the_edit_arguments(sent: dict) -> None:
