@@ -86,3 +86,19 @@ def test_neovim_keeps_a_dos_file_crlf_and_counts_every_hunk(tmp_path, scripted_d
 
     assert answer["result"] == {"status": "done", "applied": hunks, "skipped": 0, "message": ""}, answer
     assert file.read_bytes() == MODEL.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("mode", ["stream", "final"])
+def test_neovim_appends_lines_at_the_end_of_the_file(tmp_path, scripted_daemon, engine, mode):
+    """The append is sent at the end of the last line (see test_line_ends.py); Neovim writes it exactly."""
+    original = "def a():\n    return 1\n"
+    engine.script["append"] = f"{original}\n\ndef b():\n    return 2\n"
+    file = tmp_path / "a.py"
+    file.write_text(original, encoding="utf-8")
+
+    answer = run_neovim(
+        tmp_path, scripted_daemon, file, "blazedit.edit", {"uri": "$URI", "instruction": "append"}, mode
+    )
+
+    assert answer["result"]["status"] == "done", answer
+    assert file.read_text(encoding="utf-8") == engine.script["append"]
