@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import signal
+
 from blazedit_client.protocol import FinishReason, Stats, Timings
 from blazedit_server import cli
 from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step
@@ -96,3 +99,36 @@ def test_diff_prints_a_unified_diff(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"--- {path}\n+++ {path}\n")
     assert "-def add(a, b):\n+def add(a: int, b: int) -> int:\n" in out
+
+
+def load_interrupted_in_a_log_callback(backend, gguf, **kwargs):
+    """LlamaCppBackend.__init__ as Python sees llama.cpp's load: C code calling a Python log callback, and
+    Ctrl-C arriving while that callback runs (ctypes swallows an exception raised there)."""
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    def log_callback(a, b):
+        signal.raise_signal(signal.SIGINT)
+        return 0
+
+    items = (ctypes.c_int * 2)()
+    ctypes.CDLL(None).qsort(items, 2, ctypes.sizeof(ctypes.c_int), log_callback)
+    backend.n_threads = backend.n_ctx = 1
+
+
+def test_ctrl_c_during_a_llamacpp_load_stops_the_edit_before_it_writes(tmp_path, monkeypatch, capsys):
+    from blazedit_server.engine import runner
+    from blazedit_server.engine.llamacpp import LlamaCppBackend
+
+    monkeypatch.setattr(LlamaCppBackend, "__init__", load_interrupted_in_a_log_callback)
+
+    def load(cls, pair, **kwargs):
+        LlamaCppBackend.load("target.gguf")
+        return FakeEngine()
+
+    monkeypatch.setattr(runner.Engine, "load", classmethod(load))
+    monkeypatch.setattr("blazedit_models.cache.resolve_pair", lambda name, **kw: None)
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    assert run(path, "-i", "add types", "--write") == 130
+    assert capsys.readouterr().err.strip().endswith("blazedit: interrupted")
+    assert path.read_text() == ORIGINAL

@@ -17,9 +17,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import signal
 import sys
+import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import llama_cpp
@@ -42,6 +45,28 @@ logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 def available_cores() -> int:
     """Cores this process may run on (respects taskset / cgroup CPU affinity, unlike os.cpu_count)."""
     return len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def _interrupt_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives in the block and deliver it once the block is done.
+
+    llama.cpp logs through llama-cpp-python's ctypes callback while it loads, and Python runs a pending signal
+    handler inside that callback, where ctypes prints the KeyboardInterrupt and swallows it: the load, and the
+    command, would go on as if never interrupted. Only the main thread may set a handler; a load on another
+    thread (the daemon's lifespan) is not where Ctrl-C is delivered anyway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # runs the previous handler now: KeyboardInterrupt by default
 
 
 def _load_model(gguf: Path) -> llama_cpp.llama_model_p:
@@ -161,7 +186,8 @@ class LlamaCppBackend:
     def load(
         cls, gguf: Path | str, *, n_ctx: int | None = None, n_threads: int | None = None
     ) -> LlamaCppBackend:
-        backend = cls(gguf, n_ctx=n_ctx, n_threads=n_threads)
+        with _interrupt_held():
+            backend = cls(gguf, n_ctx=n_ctx, n_threads=n_threads)
         log.info("loaded %s on llama.cpp (%d threads, context %d)", gguf, backend.n_threads, backend.n_ctx)
         return backend
 
