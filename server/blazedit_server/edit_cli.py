@@ -1,8 +1,8 @@
 """`blazedit edit FILE -i "instruction"`: edit one file locally, without a daemon.
 
 Streams the edited file (or, with --diff, a unified diff once the edit is done) to stdout and the request's
-stats to stderr; --write replaces the file atomically (a temporary file in the same folder, then a rename), so
-the original is never half-written.
+stats to stderr; --write replaces the file as blazedit_client.remote.write_edit does (atomically, through a
+symlink, never a read-only file, never one saved again while the edit ran).
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from pathlib import Path
 
 from blazedit_client.errors import InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
-from blazedit_client.remote import add_server_arguments, read_source, run_remote_edit, write_atomically
+from blazedit_client.remote import (
+    add_server_arguments,
+    check_writable,
+    read_source,
+    run_remote_edit,
+    write_edit,
+)
 
 LANGUAGES = {".py": "python", ".rs": "rust", ".go": "go", ".js": "javascript", ".ts": "typescript",
              ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp", ".hpp": "cpp", ".rb": "ruby",
@@ -71,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from .engine.runner import Engine, Finished, SamplingParams, Step
 
     original = read_source(args.file)
+    if args.write:
+        check_writable(args.file)
     engine = Engine.load(resolve_pair(args.model or DEFAULT_PAIR), backend=args.backend, device=args.device,
                          dtype=args.dtype, draft_dtype=args.draft_dtype,
                          calibrate=not args.no_calibrate)  # fmt: skip
@@ -96,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
         diff = difflib.unified_diff(original.splitlines(True), finished.text.splitlines(True), name, name)
         sys.stdout.writelines(diff)
     if args.write:
-        write_atomically(args.file, finished.text)
+        write_edit(args.file, original, finished.text)
     return 0

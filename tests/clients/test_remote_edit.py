@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from blazedit_client.errors import InvalidRequestError
+from blazedit_client import remote
+from blazedit_client.errors import BlazeditError, InvalidRequestError
 from blazedit_client.http import EditClient
 from blazedit_client.protocol import EditRequest
 from blazedit_client.remote import run_remote_edit
@@ -75,6 +76,33 @@ def test_a_truncated_edit_is_not_written(daemon, source_file: Path, capsys) -> N
     assert status == 1
     assert read_exactly(source_file) == SOURCE
     assert "not writing" in capsys.readouterr().err
+
+
+def test_a_file_saved_during_the_edit_is_left_alone_and_the_edit_goes_beside_it(
+    editing_daemon, source_file: Path, monkeypatch
+) -> None:
+    expected = daemon_edit(editing_daemon, source_file)
+    saved = SOURCE.replace("print", "# print")
+
+    def saved_meanwhile(client, request, console):
+        result = stream_remote_edit(client, request, console)
+        source_file.write_text(saved)
+        return result
+
+    stream_remote_edit = remote.stream_remote_edit
+    monkeypatch.setattr(remote, "stream_remote_edit", saved_meanwhile)
+    with pytest.raises(BlazeditError, match=r"area\.py changed on disk while the edit ran: left it alone"):
+        run_remote_edit(
+            source_file, INSTRUCTION, server=editing_daemon.url, api_key=editing_daemon.api_key, write=True
+        )
+    assert read_exactly(source_file) == saved
+    assert read_exactly(Path("area.py.blazedit")) == expected
+
+
+def test_a_read_only_file_is_refused_before_any_request(source_file: Path) -> None:
+    source_file.chmod(0o444)
+    with pytest.raises(InvalidRequestError, match=r"area\.py is read-only; not writing it"):
+        run_remote_edit(source_file, INSTRUCTION, server="http://127.0.0.1:9", write=True)
 
 
 def test_a_binary_file_is_refused_before_any_request(tmp_path: Path) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
+from pathlib import Path
 
+import pytest
 from blazedit_client.protocol import FinishReason, Stats, Timings
 from blazedit_server import cli
 from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step
@@ -89,6 +92,83 @@ def test_write_replaces_the_file_atomically_keeping_its_mode(tmp_path, monkeypat
     assert path.read_text() == EDITED
     assert path.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["add.py"]  # no temporary file left behind
+
+
+def test_write_goes_through_a_symlink_to_its_target(tmp_path, monkeypatch, capsys):
+    fake_load(monkeypatch)
+    target, link = tmp_path / "add.py", tmp_path / "link.py"
+    target.write_text(ORIGINAL)
+    link.symlink_to(target.name)
+    assert run(link, "-i", "add types", "--write") == 0
+    assert link.is_symlink() and target.read_text() == EDITED
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_write_keeps_the_owner_and_group(tmp_path, monkeypatch, capsys):
+    fake_load(monkeypatch)
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    os.chown(path, 65534, 65534)
+    assert run(path, "-i", "add types", "--write") == 0
+    assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
+
+
+def test_a_read_only_file_is_refused_before_the_models_load(tmp_path, monkeypatch, capsys):
+    from blazedit_server.engine import runner
+
+    monkeypatch.setattr(runner.Engine, "load", classmethod(lambda cls, pair, **kw: pytest.fail("loaded")))
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    path.chmod(0o444)
+    assert run(path, "-i", "add types", "--write") == 1
+    assert capsys.readouterr().err.strip() == f"blazedit: error: {path} is read-only; not writing it"
+    assert path.read_text() == ORIGINAL
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    fake_load(monkeypatch)
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    assert run(path, "-i", "add types", "--write") == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"blazedit: error: cannot write {path}: Permission denied; it is unchanged\n")
+    assert "Traceback" not in err
+    assert path.read_text() == ORIGINAL
+    assert [p.name for p in tmp_path.iterdir()] == ["add.py"]
+
+
+class SavedMeanwhileEngine(FakeEngine):
+    """FakeEngine, with the file saved by someone else while the edit runs."""
+
+    def edit(self, file, instruction, **kwargs):
+        Path(kwargs["path"]).write_text(SAVED)
+        yield from super().edit(file, instruction, **kwargs)
+
+
+SAVED = "def add(a, b):\n    return b + a\n"
+
+
+def test_a_file_saved_during_the_edit_is_left_alone_and_the_edit_goes_beside_it(
+    tmp_path, monkeypatch, capsys
+):
+    from blazedit_server.engine import runner
+
+    monkeypatch.setattr(runner.Engine, "load", classmethod(lambda cls, pair, **kw: SavedMeanwhileEngine()))
+    monkeypatch.setattr("blazedit_models.cache.resolve_pair", lambda name, **kw: None)
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    assert run(path, "-i", "add types", "--write") == 1
+    aside = tmp_path / "add.py.blazedit"
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"error: {path} changed on disk while the edit ran: left it alone, the edit is in {aside}"
+    )
+    assert (path.read_text(), aside.read_text()) == (SAVED, EDITED)
 
 
 def test_diff_prints_a_unified_diff(tmp_path, monkeypatch, capsys):

@@ -3,7 +3,8 @@
 Works over SSH or from any machine that can reach the daemon: the file's text and its name travel, the
 daemon never reads a path. The request is the one the local `blazedit edit` makes, so both give the same
 edit. The edited file is the concatenation of the `delta` texts; `hunk` events move the progress bar. The
-file on disk is rewritten only with `--write`, and only when the model finished on its own (`stop`).
+file on disk is rewritten only with `--write`, only when the model finished on its own (`stop`), and only if
+nothing saved the file while the edit ran (`write_edit`, which the local `blazedit edit --write` uses too).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import difflib
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,13 +132,62 @@ def print_summary(console: Console, done: DoneEvent) -> None:
     )
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace the file by one rename, keeping its mode: a failed write never leaves it half-written."""
-    mode = path.stat().st_mode & 0o7777
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent, delete=False) as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, mode)
-    os.replace(tmp.name, path)
+def check_writable(path: Path) -> Path:
+    """The file `--write` replaces: a symlink's target (the link stays a link). A read-only file is refused,
+    as an editor refuses it, even for root; checked before the edit too, so a refusal costs no edit."""
+    try:
+        target = path.resolve(strict=True)
+        mode = target.stat().st_mode
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot write {path}: {exc.strerror}", param="file") from exc
+    if not mode & 0o222 or not os.access(target, os.W_OK):
+        raise InvalidRequestError(f"{path} is read-only; not writing it", param="file")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise InvalidRequestError(f"cannot write in {target.parent}: permission denied", param="file")
+    return target
+
+
+def write_edit(path: Path, original: str, text: str) -> None:
+    """`--write`: replace the file with the edit, unless it changed on disk since the edit read it. Then it
+    is left alone and the edit goes beside it, to FILE.blazedit (replaced if there), so neither is lost."""
+    target = check_writable(path)
+    try:
+        unchanged = target.read_bytes() == original.encode("utf-8")  # read_source decoded these very bytes
+        destination = target if unchanged else path.with_name(path.name + ".blazedit")
+        write_atomically(destination, text, like=target.stat())
+    except OSError as exc:
+        raise BlazeditError(f"cannot write {path}: {exc.strerror}; it is unchanged") from exc
+    if not unchanged:
+        raise BlazeditError(
+            f"{path} changed on disk while the edit ran: left it alone, the edit is in {destination}"
+        )
+
+
+def write_atomically(path: Path, text: str, *, like: os.stat_result) -> None:
+    """Replace (or create) the file by one rename of a synced temporary file, so that it is never
+    half-written; with the mode of `like` and, as far as this user may set them, its owner and group."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(text.encode("utf-8"))
+            keep_owner(file.fileno(), like)
+            os.fchmod(file.fileno(), stat.S_IMODE(like.st_mode))  # after chown, which clears setuid/setgid
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def keep_owner(fd: int, like: os.stat_result) -> None:
+    """Root may give the file both; an owner, a group they belong to; anyone else keeps the new file's."""
+    for uid in (like.st_uid, -1):
+        try:
+            os.fchown(fd, uid, like.st_gid)
+            return
+        except PermissionError:
+            continue
 
 
 def run_remote_edit(
@@ -153,8 +204,11 @@ def run_remote_edit(
     temperature: float = 0.0,
 ) -> int:
     """The terminal remote mode: stream, print the diff to stdout, optionally write the file; exit status."""
+    file = read_source(path)
+    if write:
+        check_writable(path)
     request = EditRequest(
-        file=read_source(path),
+        file=file,
         instruction=instruction,
         language=language,
         path=str(path),  # as the local `blazedit edit` does, so both give the same edit
@@ -176,6 +230,6 @@ def run_remote_edit(
             f"not writing {path}: the edit ended with '{result.done.finish_reason.value}'", highlight=False
         )
         return 1
-    write_atomically(path, result.text)
+    write_edit(path, result.original, result.text)
     err.print(f"wrote {path}", highlight=False)
     return 0
