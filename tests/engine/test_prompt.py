@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from blazedit_server.engine.prompt import FileExtractor, edit_messages, fence_for, file_end, reply_start
+from blazedit_server.engine.prompt import (
+    BOM,
+    FileExtractor,
+    FileForm,
+    edit_messages,
+    fence_for,
+    file_end,
+    reply_start,
+)
 
 ORIGINAL = "import os\n\n\ndef main():\n    print(os.getcwd())\n"
 NEW = "import os\n\n\ndef main():\n    print(os.getcwd(), flush=True)\n"
@@ -205,3 +213,45 @@ def test_a_short_bare_fence_closes_the_file_only_if_the_answer_ends_there():
     assert extractor.feed("end\n```") == "end\n"
     assert extractor.may_end
     assert extractor.finish() == "" and extractor.done
+
+
+@pytest.mark.parametrize(
+    ("file", "form", "plain"),
+    [
+        ("a\nb\n", FileForm(bom=False, crlf=False), "a\nb\n"),
+        ("a\r\nb", FileForm(bom=False, crlf=True), "a\nb"),
+        ("a\r\nb\n", FileForm(bom=False, crlf=False), "a\r\nb\n"),  # mixed: shown as it is
+        ("a\rb\r", FileForm(bom=False, crlf=False), "a\rb\r"),
+        (BOM + "a\r\n", FileForm(bom=True, crlf=True), "a\n"),
+        (BOM + "a", FileForm(bom=True, crlf=False), "a"),
+    ],
+)
+def test_the_model_reads_a_file_without_its_bom_and_crlf(file, form, plain):
+    assert FileForm.of(file) == form
+    assert form.plain(file) == plain
+
+
+CRLF_ORIGINAL = BOM + ORIGINAL.replace("\n", "\r\n")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        f"```python\n{NEW}```",  # the model writes "\n"
+        f"```python\n{NEW.replace(chr(10), chr(13) + chr(10))}```",  # or CRLF itself: never doubled
+        NEW,  # no fence
+    ],
+)
+def test_the_edited_file_gets_the_originals_bom_and_crlf_back(reply, chunk):
+    extractor = FileExtractor(CRLF_ORIGINAL)
+    out = [extractor.feed(reply[i : i + chunk]) for i in range(0, len(reply), chunk)]
+    assert "".join(out) + extractor.finish() == BOM + NEW.replace("\n", "\r\n")
+
+
+@pytest.mark.parametrize("chunk", [1, 1000])
+def test_a_crlf_file_without_a_final_line_break_keeps_it_so(chunk):
+    extractor = FileExtractor("x = 0\r\ny = 2")
+    reply = "```\nx = 1\ny = 2\n```\n"
+    out = [extractor.feed(reply[i : i + chunk]) for i in range(0, len(reply), chunk)]
+    assert "".join(out) + extractor.finish() == "x = 1\r\ny = 2"

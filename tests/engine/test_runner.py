@@ -9,7 +9,7 @@ from blazedit_client.errors import ContextLengthError, EngineError, InvalidReque
 from blazedit_client.protocol import FinishReason, Strategy
 from blazedit_server.engine.prompt import FileExtractor, fence_for
 from blazedit_server.engine.runner import Finished, SamplingParams, Started, Step, TextPipe
-from fixtures.scripted import ScriptedTarget
+from fixtures.scripted import EditingTarget, ScriptedTarget
 
 CODE = (
     "def add(a, b):\n    return a + b\n\n\n"
@@ -97,6 +97,19 @@ def test_an_answer_without_a_fence_is_the_file_only_if_it_has_a_line_of_it(
     _, steps, finished = events(tiny_engine.edit(CODE, "rename add", strategy=Strategy.pld, params=params))
     check_consistent(steps, finished)
     assert finished.text == text and finished.finish_reason == finish
+
+
+def test_an_edit_keeps_the_files_bom_and_crlf_and_the_model_sees_neither(tiny_engine, monkeypatch):
+    target = EditingTarget(
+        tiny_engine.tokenizer, tiny_engine.target.vocab_size, min(tiny_engine.eos), "add", "plus"
+    )
+    monkeypatch.setattr(tiny_engine, "target", target)
+    file = "\ufeff" + CODE.replace("\n", "\r\n")
+    _, steps, finished = events(tiny_engine.edit(file, "rename add", strategy=Strategy.pld))
+    check_consistent(steps, finished)
+    assert finished.text == file.replace("add", "plus") and finished.finish_reason == FinishReason.stop
+    prompt = tiny_engine.tokenizer.decode(target.tokens)
+    assert CODE in prompt and "\r" not in prompt and "\ufeff" not in prompt
 
 
 def test_cancel_stops_within_one_step(tiny_engine):

@@ -17,13 +17,21 @@ answer that still ends inside the file is reported `incomplete`, so the rest of 
 A fence needs a line of its own, so the prompt closes a file that lacks a final line break with one before its
 fence, and the model's reply does the same: for such a file the line break before the closing fence belongs to
 the fence, and the extractor drops it, so an edit never adds a final newline the user did not have.
+
+The model reads and writes a file without its UTF-8 byte order mark and with "\n" line breaks (`FileForm`):
+left with CRLF in the prompt it writes "\n" anyway, so prompt lookup's copies fail at every line break, and
+it may start the file with a header line of its own; the extractor gives the edited file the original's BOM
+and CRLF line breaks back, so an edit never rewrites the line endings of the whole file.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 FENCE = "```"
+BOM = "\ufeff"
+_BARE_LF = re.compile(r"(?<!\r)\n")
 _FENCE_RUN = re.compile(r"^[ \t]*(`{3,})", re.MULTILINE)
 
 EDIT_PROMPT = """Given a code file, please apply the change requests and generate the new file.
@@ -96,16 +104,41 @@ def is_bare_fence(line: str) -> bool:
     return stripped.startswith(FENCE) and stripped == "`" * len(stripped)
 
 
+@dataclass(frozen=True)
+class FileForm:
+    """What of a file the model does not see: a leading BOM, and CRLF line breaks where every line break of
+    the file is one (a file of mixed line breaks is shown as it is)."""
+
+    bom: bool
+    crlf: bool
+
+    @classmethod
+    def of(cls, file: str) -> FileForm:
+        body = file.removeprefix(BOM)
+        breaks = body.count("\n")
+        return cls(bom=file.startswith(BOM), crlf=breaks > 0 and body.count("\r\n") == breaks)
+
+    def plain(self, file: str) -> str:
+        """The file as the model reads it."""
+        body = file.removeprefix(BOM) if self.bom else file
+        return body.replace("\r\n", "\n") if self.crlf else body
+
+
 class FileExtractor:
     """Incremental reply -> file content. States: "before" the file, "inside" it, "after" it.
 
     Inside, a fence with an info string opens a code block of the file and a bare fence at least as long
     closes it. Outside such a block a bare fence at least as long as the reply's opening fence closes the
     file; a shorter one (the model answered the prompt's longer fence with a plain one) closes it only if the
-    answer ends there, else it opens a code block of the file.
+    answer ends there, else it opens a code block of the file. The content comes out in the original's
+    `FileForm`.
     """
 
     def __init__(self, original: str) -> None:
+        self.form = FileForm.of(original)
+        original = self.form.plain(original)
+        self.bom_due = self.form.bom  # the BOM goes before the first content
+        self.after_cr = False  # the content so far ends with "\r": a "\n" next completes its CRLF
         self.first_line = original.split("\n", 1)[0].strip()
         self.original_lines = code_lines(original)
         self.final_newline = original.endswith("\n")
@@ -137,6 +170,25 @@ class FileExtractor:
 
     def feed(self, text: str) -> str:
         """File content that this piece of reply completes."""
+        return self.in_form(self.extract(text))
+
+    def finish(self) -> str:
+        """The rest at the end of the reply (`rest`)."""
+        return self.in_form(self.rest())
+
+    def in_form(self, content: str) -> str:
+        """Content in the original's form: BOM first, each bare "\n" as "\r\n" in a CRLF file."""
+        if not content:
+            return content
+        if self.form.crlf:
+            head = "\n" if self.after_cr and content.startswith("\n") else ""
+            content = head + _BARE_LF.sub("\r\n", content[len(head) :])
+            self.after_cr = content.endswith("\r")
+        if self.bom_due:
+            content, self.bom_due = BOM + content, False
+        return content
+
+    def extract(self, text: str) -> str:
         self.pending += text
         out = []
         while self.state != "after" and "\n" in self.pending:
@@ -194,7 +246,7 @@ class FileExtractor:
         out, self.held = self.held + line, "\n"
         return out
 
-    def finish(self) -> str:
+    def rest(self) -> str:
         """The rest at the end of the reply: an unclosed file's last partial line, or a reply without fences,
         which is the whole file if it has a line of the original. A reply with neither (a refusal, an
         explanation, or prose cut by the token limit) is no file: taking it would replace the user's file with

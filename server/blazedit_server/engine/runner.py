@@ -25,7 +25,7 @@ from . import loading
 from .backend import Backend
 from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
-from .prompt import FileExtractor, edit_messages, fence_for, file_end, reply_start
+from .prompt import FileExtractor, FileForm, edit_messages, fence_for, file_end, reply_start
 from .sampling import make_sampler
 from .speculative import StepResult, anywhere, generate
 from .text import Detokenizer, StopStrings
@@ -298,12 +298,13 @@ class Engine:
         check_text(file, "file")
         check_text(instruction, "instruction")
         check_params(params)
-        prompt, end = self.encode_edit(file, instruction, language, path)
-        needed = params.max_new_tokens or len(self.encode_text(file)) + 16
+        plain = FileForm.of(file).plain(file)  # what the model reads; the extractor gives the form back
+        prompt, end = self.encode_edit(plain, instruction, language, path)
+        needed = params.max_new_tokens or len(self.encode_text(plain)) + 16
         self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
         request = self.request(prompt, None, strategy, params, cancel)
         request.extractor = FileExtractor(file)
-        request.stops = {end: self.encode_text(fence_for(file))}  # the answer closes the fence, then ends
+        request.stops = {end: self.encode_text(fence_for(plain))}  # the answer closes the fence, then ends
         return self.run(request)
 
     def chat(
