@@ -8,7 +8,6 @@ symlink, never a read-only file, never one saved again while the edit ran).
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from blazedit_client.remote import (
     check_writable,
     read_source,
     run_remote_edit,
+    unified_diff,
     write_edit,
 )
 
@@ -100,9 +100,7 @@ def run(args: argparse.Namespace) -> int:
             param="max_tokens" if finished.finish_reason == FinishReason.length else None,
         )
     if args.diff:
-        name = str(args.file)
-        diff = difflib.unified_diff(original.splitlines(True), finished.text.splitlines(True), name, name)
-        sys.stdout.writelines(diff)
+        sys.stdout.write(unified_diff(args.file.as_posix(), original, finished.text))
     if args.write:
         write_edit(args.file, original, finished.text)
     return 0

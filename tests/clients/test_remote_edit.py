@@ -61,6 +61,21 @@ def patched(tmp_path: Path, diff: str) -> str:
     return read_exactly(copy)
 
 
+def test_the_diff_names_the_file_as_given_so_patch_p1_finds_it(
+    editing_daemon, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = Path("src/area.py")
+    path.parent.mkdir()
+    path.write_text(SOURCE)
+    expected = daemon_edit(editing_daemon, path)
+    assert run_remote_edit(path, INSTRUCTION, server=editing_daemon.url, api_key=editing_daemon.api_key) == 0
+    diff = capsys.readouterr().out
+    assert diff.startswith("--- a/src/area.py\n+++ b/src/area.py\n")
+    subprocess.run(["patch", "--binary", "-p1"], input=diff.encode(), check=True, capture_output=True)
+    assert read_exactly(path) == expected
+
+
 def test_without_write_the_file_is_untouched(daemon, source_file: Path) -> None:
     status = run_remote_edit(
         source_file, INSTRUCTION, server=daemon.url, api_key=daemon.api_key, max_tokens=8

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -171,14 +172,18 @@ def test_a_file_saved_during_the_edit_is_left_alone_and_the_edit_goes_beside_it(
     assert (path.read_text(), aside.read_text()) == (SAVED, EDITED)
 
 
-def test_diff_prints_a_unified_diff(tmp_path, monkeypatch, capsys):
+def test_diff_is_one_that_patch_p1_applies_from_where_the_command_ran(tmp_path, monkeypatch, capsys):
     fake_load(monkeypatch)
-    path = tmp_path / "add.py"
-    path.write_text(ORIGINAL)
+    monkeypatch.chdir(tmp_path)
+    path = Path("src/add.py")
+    path.parent.mkdir()
+    path.write_text(ORIGINAL.rstrip("\n"))  # no final newline: the diff must say so
     assert run(path, "-i", "add types", "--diff") == 0
-    out = capsys.readouterr().out
-    assert out.startswith(f"--- {path}\n+++ {path}\n")
-    assert "-def add(a, b):\n+def add(a: int, b: int) -> int:\n" in out
+    diff = capsys.readouterr().out
+    assert diff.startswith("--- a/src/add.py\n+++ b/src/add.py\n")
+    assert "-    return a + b\n\\ No newline at end of file\n" in diff
+    subprocess.run(["patch", "-p1"], input=diff, text=True, check=True, capture_output=True)
+    assert path.read_text() == EDITED
 
 
 def load_interrupted_in_a_log_callback(backend, gguf, **kwargs):

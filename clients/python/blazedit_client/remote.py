@@ -105,7 +105,8 @@ def patch_lines(text: str) -> list[str]:
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
-    """A unified diff that `patch -p1` applies exactly, with git's marker for a missing final newline."""
+    """A unified diff that `patch -p1` applies exactly, with git's marker for a missing final newline. `path`
+    is the file as the user named it, so that `patch -p1` finds it from where the command ran."""
     out = []
     for line in difflib.unified_diff(patch_lines(old), patch_lines(new), f"a/{path}", f"b/{path}"):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
@@ -221,7 +222,7 @@ def run_remote_edit(
     out, err = Console(), Console(stderr=True)
     with EditClient(server, api_key=api_key) as client:
         result = stream_remote_edit(client, request, err)
-    print_diff(out, unified_diff(path.name, result.original, result.text))
+    print_diff(out, unified_diff(path.as_posix(), result.original, result.text))
     print_summary(err, result.done)
     if not write:
         return 0
