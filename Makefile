@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 BLAZEDIT := $(VENV)/bin/blazedit
 TORCH_VERSION ?= 2.13.0
+# PyPI's Linux torch is the CUDA build (GBs of CUDA libraries); the CPU build has an index of its own.
+# TORCH_INDEX= (empty) installs torch from pip's configured sources instead (CI's local CPU wheel).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
 
 .DEFAULT_GOAL := help
@@ -12,12 +15,12 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.setup-done ## create .venv and install everything (torch $(TORCH_VERSION) first, then editable installs)
+setup: $(VENV)/.setup-done ## create .venv and install everything (CPU torch $(TORCH_VERSION) first, TORCH_INDEX=...; then editable installs)
 
 $(VENV)/.setup-done: server/pyproject.toml lsp/pyproject.toml clients/python/pyproject.toml models/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet torch==$(TORCH_VERSION)
+	$(PIP) install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==$(TORCH_VERSION)
 	$(PIP) install --quiet -e clients/python -e models -e lsp -e "server[test]"
 	@echo "building llama-cpp-python from source (CPU, native flags; ~5-10 min the first time, then pip's wheel cache)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e "server[llamacpp]"
