@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 from functools import partial
 
 import uvicorn
+from blazedit_client.errors import BlazeditError
 from blazedit_models.cache import fetch_pair
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -76,15 +78,34 @@ def keep_stop_signals() -> None:
         signal.signal(stop, lambda *_: None)
 
 
-async def serve_until_stopped(server: uvicorn.Server, url: str) -> None:
+def bind(settings: Settings) -> socket.socket:
+    """The daemon's listening socket, bound before the models load (seconds to minutes), so that a port in use
+    fails at once. As uvicorn binds it: SO_REUSEADDR, IPv6 for a host with a colon."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise BlazeditError(f"cannot listen on {settings.host} port {settings.port}: {exc.strerror}") from exc
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+
+
+async def serve_until_stopped(server: uvicorn.Server, sock: socket.socket) -> None:
     async def announce() -> None:
         while not server.started:
             await asyncio.sleep(0.1)
+        url = url_of(sock)
         log.info("blazedit is ready on %s (try: curl %s/health)", url, url)
 
     announcer = asyncio.create_task(announce())
     try:
-        await server.serve()
+        await server.serve(sockets=[sock])
     finally:
         announcer.cancel()
 
@@ -93,15 +114,16 @@ def serve(source: CliSettingsSource, args: argparse.Namespace) -> int:
     from blazedit_server.app import create_app, load_engine  # imports torch: only when serving
 
     settings = load_settings(source, args)
-    fetch_models(settings)
-    log.info("loading %s ...", settings.model)
-    # loaded before uvicorn starts, so that a pair or setting the engine refuses is one error line and exit 1,
-    # not a traceback from the app's startup
-    engine = load_engine(settings)
-    app = create_app(settings, load_engine=lambda _: engine)
-    server = uvicorn.Server(uvicorn_config(app, settings))
-    keep_stop_signals()
-    asyncio.run(serve_until_stopped(server, f"http://{settings.host}:{server.config.port}"))
+    with bind(settings) as sock:
+        fetch_models(settings)
+        log.info("loading %s ...", settings.model)
+        # loaded before uvicorn starts, so that a pair or setting the engine refuses is one error line and
+        # exit 1, not a traceback from the app's startup
+        engine = load_engine(settings)
+        app = create_app(settings, load_engine=lambda _: engine)
+        server = uvicorn.Server(uvicorn_config(app, settings))
+        keep_stop_signals()
+        asyncio.run(serve_until_stopped(server, sock))
     worker = getattr(app.state, "worker", None)
     if not server.started or (worker is not None and worker.poisoned):
         return 1

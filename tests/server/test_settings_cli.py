@@ -4,7 +4,9 @@ an API key required beyond it; the real command serving the tiny pair until SIGT
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ import httpx
 import pytest
 from blazedit_models.catalog import DEFAULT_PAIR
 from blazedit_server.cli import build_parser
-from blazedit_server.serve_cli import load_settings
+from blazedit_server.serve_cli import bind, load_settings, url_of
 from blazedit_server.settings import Settings
 from fixtures.daemon import free_port
 from pydantic import ValidationError
@@ -93,15 +95,29 @@ def wait_for_line(process: subprocess.Popen, words: str, timeout: float = 300) -
     return lines
 
 
+def test_serve_on_a_port_in_use_fails_before_loading_anything(tiny_pair):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        model = f"{tiny_pair.target.hf_dir},{tiny_pair.draft.hf_dir}"
+        process = run_blazedit("serve", "--model", model, "--port", str(port), "--backend", "transformers")
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert stderr.strip().splitlines() == [
+        f"blazedit: error: cannot listen on 127.0.0.1 port {port}: Address already in use"
+    ]
+
+
 def test_serve_loads_the_pair_says_when_ready_serves_and_stops_cleanly(tiny_pair):
-    port = free_port()
     model = f"{tiny_pair.target.hf_dir},{tiny_pair.draft.hf_dir}"
     process = run_blazedit(
-        "serve", "--model", model, "--port", str(port), "--api-key", "k", "--backend", "transformers"
+        "serve", "--model", model, "--port", "0", "--api-key", "k", "--backend", "transformers"
     )
     try:
         lines = wait_for_line(process, "blazedit is ready on")
-        assert f"http://127.0.0.1:{port}" in lines[-1]
+        port = int(re.search(r"ready on http://127\.0\.0\.1:(\d+) ", lines[-1])[1])  # port 0: the one bound
+        assert port != 0
         health = httpx.get(f"http://127.0.0.1:{port}/health").json()
         assert health["status"] == "ok" and health["model"] == "target,draft"
         body = {"file": "x = 1\n", "instruction": "rename x", "max_tokens": 3, "stream": False}
@@ -123,3 +139,8 @@ def test_serve_registers_and_the_wire_models_load_without_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_ready_url_is_the_bound_port_with_an_ipv6_host_in_brackets():
+    with bind(Settings(host="::1", port=0)) as sock:
+        assert re.fullmatch(r"http://\[::1\]:[1-9]\d*", url_of(sock))
