@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blazedit_client.errors import InvalidRequestError
 from blazedit_client.protocol import FinishReason, Strategy
@@ -21,6 +22,9 @@ from blazedit_client.remote import (
     unified_diff,
     write_edit,
 )
+
+if TYPE_CHECKING:
+    from .engine.runner import SamplingParams
 
 LANGUAGES = {".py": "python", ".rs": "rust", ".go": "go", ".js": "javascript", ".ts": "typescript",
              ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp", ".hpp": "cpp", ".rb": "ruby",
@@ -65,6 +69,24 @@ def stats_line(finished) -> str:
     )
 
 
+def check_request(args: argparse.Namespace, original: str, params: SamplingParams) -> None:
+    """The engine's own checks of the edit, made before the models load (seconds) and naming the flag."""
+    from .engine.runner import check_params, check_text
+
+    flags = {
+        "file": str(args.file),
+        "instruction": "-i",
+        "max_tokens": "--max-tokens",
+        "temperature": "--temperature",
+    }
+    try:
+        check_text(original, "file")
+        check_text(args.instruction, "instruction")
+        check_params(params)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"{exc.message} ({flags[exc.param]})", param=exc.param) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     if args.server:
         return run_remote_edit(args.file, args.instruction, server=args.server, api_key=args.api_key,
@@ -77,12 +99,13 @@ def run(args: argparse.Namespace) -> int:
     from .engine.runner import Engine, Finished, SamplingParams, Step
 
     original = read_source(args.file)
+    params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature)
+    check_request(args, original, params)
     if args.write:
         check_writable(args.file)
     engine = Engine.load(resolve_pair(args.model or DEFAULT_PAIR), backend=args.backend, device=args.device,
                          dtype=args.dtype, draft_dtype=args.draft_dtype,
                          calibrate=not args.no_calibrate)  # fmt: skip
-    params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature)
     language = LANGUAGES.get(args.file.suffix)
     stream = engine.edit(original, args.instruction, language=language, path=str(args.file),
                          strategy=Strategy(args.strategy), params=params)  # fmt: skip

@@ -217,3 +217,21 @@ def test_ctrl_c_during_a_llamacpp_load_stops_the_edit_before_it_writes(tmp_path,
     assert run(path, "-i", "add types", "--write") == 130
     assert capsys.readouterr().err.strip().endswith("blazedit: interrupted")
     assert path.read_text() == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["-i", ""], "instruction is empty (-i)"),
+        (["-i", "x", "--max-tokens", "0"], "max_tokens must be at least 1 (--max-tokens)"),
+        (["-i", "x", "--temperature", "-1"], "temperature must be >= 0 (--temperature)"),
+    ],
+)
+def test_bad_flags_are_refused_before_the_models_load(flags, error, tmp_path, monkeypatch, capsys):
+    from blazedit_server.engine import runner
+
+    monkeypatch.setattr(runner.Engine, "load", classmethod(lambda cls, pair, **kw: pytest.fail("loaded")))
+    path = tmp_path / "add.py"
+    path.write_text(ORIGINAL)
+    assert run(path, *flags) == 1
+    assert capsys.readouterr().err.strip() == f"blazedit: error: {error}"
