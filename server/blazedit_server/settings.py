@@ -5,12 +5,13 @@ defaults written here)."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
 from blazedit_client.protocol import Strategy
 from blazedit_models.catalog import DEFAULT_PAIR
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -25,7 +26,14 @@ def is_loopback(host: str) -> bool:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BLAZEDIT_", cli_kebab_case=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BLAZEDIT_",
+        cli_kebab_case=True,
+        extra="ignore",
+        # a flag's value is taken as it is written, as its variable's is: `--api-key null` is the key "null".
+        # pydantic-settings reads this word as None; no command-line argument can hold a NUL.
+        cli_parse_none_str="\0",
+    )
 
     # --- models -------------------------------------------------------------------------------------------
     model: str = Field(DEFAULT_PAIR, description="model pair: a catalog name, or TARGET_PATH,DRAFT_PATH")
@@ -45,8 +53,9 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         None, repr=False, description="bearer token required on every request (none: any token is accepted)"
     )
-    allowed_origins: list[str] = Field(
-        default_factory=list, description="browser Origins allowed on the WebSocket (none: no browser page)"
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="browser Origins allowed on the WebSocket: a,b or a JSON list (none: no browser page)",
     )
 
     # --- limits -------------------------------------------------------------------------------------------
@@ -54,6 +63,14 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(2, ge=1, description="Retry-After seconds sent with 503 Overloaded")
     max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")
     max_file_bytes: int = Field(1 << 20, ge=1, description="largest file (or prompt) accepted, UTF-8 bytes")
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """BLAZEDIT_ALLOWED_ORIGINS in either form the flag takes: a JSON list, or origins between commas."""
+        if isinstance(value, str):
+            return json.loads(value) if value.lstrip().startswith("[") else [o for o in value.split(",") if o]
+        return value
 
     @model_validator(mode="after")
     def _exposed_needs_key(self) -> Settings:

@@ -144,3 +144,21 @@ def test_serve_registers_and_the_wire_models_load_without_torch():
 def test_the_ready_url_is_the_bound_port_with_an_ipv6_host_in_brackets():
     with bind(Settings(host="::1", port=0)) as sock:
         assert re.fullmatch(r"http://\[::1\]:[1-9]\d*", url_of(sock))
+
+
+@pytest.mark.parametrize(
+    "origins", ["http://a.example,vscode-webview://x", '["http://a.example", "vscode-webview://x"]']
+)
+def test_allowed_origins_read_the_same_forms_from_the_environment_as_from_the_flag(origins, monkeypatch):
+    assert settings_from(["--allowed-origins", origins]).allowed_origins == [
+        "http://a.example",
+        "vscode-webview://x",
+    ]
+    monkeypatch.setenv("BLAZEDIT_ALLOWED_ORIGINS", origins)
+    assert settings_from([]).allowed_origins == ["http://a.example", "vscode-webview://x"]
+
+
+def test_a_flag_is_taken_literally_as_its_variable_is(monkeypatch):
+    assert settings_from(["--api-key", "null"]).api_key == "null"
+    monkeypatch.setenv("BLAZEDIT_API_KEY", "null")
+    assert settings_from([]).api_key == "null"
