@@ -89,7 +89,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await anyio.to_thread.run_sync(state.worker.stop)
+        await stop_engine_work(app)
+
+
+async def stop_engine_work(app: FastAPI) -> None:
+    """Stop the running request (its stream ends `cancelled`) and fail the waiting ones. `blazedit serve`
+    calls it as soon as uvicorn's shutdown starts, which otherwise waits up to its graceful timeout for a
+    running edit, then cancels the response mid-stream; the lifespan's end calls it too (again: no-op)."""
+    worker = getattr(app.state, "worker", None)
+    if worker is not None:
+        await anyio.to_thread.run_sync(worker.stop)
 
 
 def create_app(

@@ -62,6 +62,16 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
     return uvicorn.Config(app, **(options | overrides))
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, stopping the engine's work as soon as the shutdown starts (app.stop_engine_work)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        from blazedit_server.app import stop_engine_work
+
+        await stop_engine_work(self.config.app)
+        await super().shutdown(sockets=sockets)
+
+
 def fetch_models(settings: Settings) -> None:
     """A catalog pair is fetched and converted on first use (minutes, once); paths are used as they are."""
     if "," not in settings.model:
@@ -121,7 +131,7 @@ def serve(source: CliSettingsSource, args: argparse.Namespace) -> int:
         # exit 1, not a traceback from the app's startup
         engine = load_engine(settings)
         app = create_app(settings, load_engine=lambda _: engine)
-        server = uvicorn.Server(uvicorn_config(app, settings))
+        server = Server(uvicorn_config(app, settings))
         keep_stop_signals()
         asyncio.run(serve_until_stopped(server, sock))
     worker = getattr(app.state, "worker", None)

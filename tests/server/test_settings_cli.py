@@ -3,21 +3,24 @@ an API key required beyond it; the real command serving the tiny pair until SIGT
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
 from blazedit_models.catalog import DEFAULT_PAIR
 from blazedit_server.cli import build_parser
-from blazedit_server.serve_cli import bind, load_settings, url_of
+from blazedit_server.serve_cli import Server, bind, load_settings, url_of, uvicorn_config
 from blazedit_server.settings import Settings
-from fixtures.daemon import free_port
+from fixtures.daemon import free_port, test_settings, wait_started
 from pydantic import ValidationError
 
 
@@ -162,3 +165,41 @@ def test_a_flag_is_taken_literally_as_its_variable_is(monkeypatch):
     assert settings_from(["--api-key", "null"]).api_key == "null"
     monkeypatch.setenv("BLAZEDIT_API_KEY", "null")
     assert settings_from([]).api_key == "null"
+
+
+class SlowTarget:
+    """The tiny target at about 20 forwards a second: an edit runs for a minute unless it is stopped."""
+
+    def __init__(self, target) -> None:
+        self._target = target
+
+    def forward(self, tokens, logits_from=0):
+        time.sleep(0.05)
+        return self._target.forward(tokens, logits_from)
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+
+def test_stopping_the_daemon_ends_a_running_edit_at_once(tiny_engine):
+    from blazedit_server.app import create_app
+
+    engine = copy.copy(tiny_engine)
+    engine.target = SlowTarget(tiny_engine.target)
+    settings = test_settings()
+    server = Server(uvicorn_config(create_app(settings, load_engine=lambda _: engine), settings))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_started(server, thread)
+    body = {"file": "x = 1\n", "instruction": "rename x"}
+    headers = {"Authorization": f"Bearer {settings.api_key}"}
+    url = f"http://127.0.0.1:{settings.port}/v1/edits"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        events = response.iter_lines()
+        next(events)  # the edit runs
+        server.should_exit = True  # what SIGINT and SIGTERM do
+        stopped = time.monotonic()
+        last = json.loads(list(events)[-1])
+    thread.join(timeout=20)
+    assert not thread.is_alive() and time.monotonic() - stopped < 10  # not uvicorn's 30 s graceful wait
+    assert (last["event"], last["finish_reason"]) == ("done", "cancelled")
