@@ -71,7 +71,7 @@ def test_edit_prompt_holds_file_instruction_language_and_path():
     [message] = edit_messages("x = 1", "  rename x  ", language="python", path="src/a.py")
     assert message["role"] == "user"
     content = message["content"]
-    assert "```python src/a.py\nx = 1\n```" in content
+    assert "Original file (src/a.py):\n```python\nx = 1\n```" in content  # the path not in the fence
     assert "Change request:\nrename x\n" in content
 
 
@@ -125,7 +125,7 @@ def test_file_end_is_where_the_closing_fence_begins(file, language, path):
 
 def test_a_file_with_fences_of_its_own_gets_its_reply_started_inside_the_longer_fence():
     assert reply_start("x = 1\n", "python") == ""  # the model opens its own fence
-    assert reply_start(MARKDOWN, "markdown", "README.md") == "````markdown README.md\n"
+    assert reply_start(MARKDOWN, "markdown") == "````markdown\n"
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 1000])

@@ -36,7 +36,7 @@ _FENCE_RUN = re.compile(r"^[ \t]*(`{3,})", re.MULTILINE)
 
 EDIT_PROMPT = """Given a code file, please apply the change requests and generate the new file.
 
-Original file:
+Original file{named}:
 {fence}{language}
 {file}{newline}{fence}
 
@@ -52,8 +52,12 @@ def fence_for(file: str) -> str:
     return "`" * max([3, *(len(run) + 1 for run in _FENCE_RUN.findall(file))])
 
 
-def _label(language: str | None, path: str | None) -> str:
-    return f"{language or ''}{' ' + path if path else ''}".strip()
+def _head(file: str, language: str | None, path: str | None) -> dict[str, str]:
+    """The prompt's fields before the file. The path goes in the heading, not in the fence's info string:
+    after "```python app.py" the model began 5 of 30 edits with a line of its own ("# New file", the path),
+    which became the file's first line; after "Original file (app.py):" and "```python", none (llama.cpp,
+    the default pair, 6 files x 5 paths)."""
+    return {"fence": fence_for(file), "language": language or "", "named": f" ({path})" if path else ""}
 
 
 def edit_messages(
@@ -61,11 +65,7 @@ def edit_messages(
 ) -> list[dict]:
     newline = "" if file.endswith("\n") else "\n"
     content = EDIT_PROMPT.format(
-        fence=fence_for(file),
-        language=_label(language, path),
-        file=file,
-        newline=newline,
-        instruction=instruction.strip(),
+        **_head(file, language, path), file=file, newline=newline, instruction=instruction.strip()
     )
     return [{"role": "user", "content": content}]
 
@@ -74,17 +74,15 @@ def file_end(file: str, language: str | None = None, path: str | None = None) ->
     """Where the closing fence begins in the edit message's text (`edit_messages`): an answer copies the
     original file up to there, never the fence itself, which the prompt tokenizes with the blank line after it
     and the answer with its end."""
-    head = EDIT_PROMPT[: EDIT_PROMPT.index("{file}")].format(
-        fence=fence_for(file), language=_label(language, path)
-    )
+    head = EDIT_PROMPT[: EDIT_PROMPT.index("{file}")].format(**_head(file, language, path))
     return len(head) + len(file) + (0 if file.endswith("\n") else 1)
 
 
-def reply_start(file: str, language: str | None = None, path: str | None = None) -> str:
+def reply_start(file: str, language: str | None = None) -> str:
     """The text the model's reply starts with: the opening of the longer fence for a file with fences of its
     own, else nothing (the model opens its fence itself)."""
     fence = fence_for(file)
-    return f"{fence}{_label(language, path)}\n" if fence != FENCE else ""
+    return f"{fence}{language or ''}\n" if fence != FENCE else ""
 
 
 def fence_length(line: str) -> int:

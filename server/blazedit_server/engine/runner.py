@@ -369,7 +369,7 @@ class Engine:
     ) -> tuple[list[int], int]:
         """The prompt, and the index of its first token past the original file (`file_end`)."""
         messages = edit_messages(file, instruction, language, path)
-        ids, spans = self.encode_chat(messages, reply_start(file, language, path))
+        ids, spans = self.encode_chat(messages, reply_start(file, language))
         start, stops = spans[0]
         end = file_end(file, language, path)
         return ids, start + sum(stop <= end for stop in stops)
