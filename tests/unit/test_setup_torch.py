@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def torch_install(tmp_path: Path, **env: str) -> str:
-    """The torch install command `make setup` would run for a fresh virtual environment."""
+    """The torch install command `make setup` would run for a fresh virtual environment, with `env` over a
+    TORCH_INDEX of the caller's own (CI exports an empty one)."""
+    inherited = {name: value for name, value in os.environ.items() if name != "TORCH_INDEX"}
     dry_run = subprocess.run(
         ["make", "-n", "setup", f"VENV={tmp_path / 'venv'}"],
         cwd=ROOT,
-        env=os.environ | env,
+        env=inherited | env,
         capture_output=True,
         text=True,
         check=True,
