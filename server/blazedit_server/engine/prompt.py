@@ -19,9 +19,9 @@ fence, and the model's reply does the same: for such a file the line break befor
 the fence, and the extractor drops it, so an edit never adds a final newline the user did not have.
 
 The model reads and writes a file without its UTF-8 byte order mark and with "\n" line breaks (`FileForm`):
-left with CRLF in the prompt it writes "\n" anyway, so prompt lookup's copies fail at every line break, and
-it may start the file with a header line of its own; the extractor gives the edited file the original's BOM
-and CRLF line breaks back, so an edit never rewrites the line endings of the whole file.
+shown CRLF it writes "\n" anyway (so prompt lookup's copies of CRLF tokens would fail at every line break),
+and it drops the BOM; the extractor gives the edited file the original's BOM and CRLF line breaks back, so an
+edit never rewrites the line endings of the whole file.
 """
 
 from __future__ import annotations
