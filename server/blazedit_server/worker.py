@@ -97,13 +97,16 @@ class Worker:
         self._thread.start()
 
     def submit(self, call: EngineCall) -> Job:
-        """Queue a request; OverloadedError when the queue is full, EngineError once the engine failed."""
+        """Queue a request; OverloadedError when the queue is full, EngineError once the engine failed or the
+        daemon began to stop."""
         job = Job(call)
         with self._lock:
-            if self.poisoned or self._stopping:
+            if self.poisoned:
                 raise EngineError(
                     "the engine failed and the daemon is shutting down; retry after its restart"
                 )
+            if self._stopping:
+                raise EngineError("the daemon is shutting down; retry after its restart")
             if len(self._waiting) >= self.max_queue:
                 raise OverloadedError(f"{len(self._waiting)} requests are already waiting; retry shortly")
             self._waiting.append(job)
