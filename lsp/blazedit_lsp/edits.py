@@ -23,7 +23,7 @@ from lsprotocol import types
 
 from blazedit_lsp.positions import line_starts, position_at
 
-_FINAL_LINE_BREAK = re.compile(r"(?:\r\n|\r|\n)\Z")
+_FINAL_LINE_BREAK = re.compile(rf"(?:{LINE_END.pattern})\Z")
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,10 @@ def before_final_line_break(text: str, change: Replacement) -> Replacement:
     The first is an LSP insert at (line count, 0), a line past the last one, where Neovim releases before
     neovim/neovim#40133 add a stray blank line; the second starts at the end of the last line's content.
     """
+    if not change.start == change.end == len(text):
+        return change
     final, inserted = _FINAL_LINE_BREAK.search(text), _FINAL_LINE_BREAK.search(change.new_text)
-    at_end = change.start == change.end == len(text)
-    if not (at_end and final and inserted and final.group() == inserted.group()):
+    if not (final and inserted and final.group() == inserted.group()):
         return change
     return Replacement(final.start(), final.start(), final.group() + change.new_text[: inserted.start()])
 

@@ -94,7 +94,7 @@ class BlazeditLanguageServer(LanguageServer):
         if uri in self.sessions:
             return self.fail("an edit is already running on this document; cancel it first", status="busy")
         # registered before the first await, so that a `blazedit.cancel` sent meanwhile finds the edit
-        session = self.sessions[uri] = EditSession(self, uri, target, self.options)
+        session = self.sessions[uri] = EditSession(self, uri, target)
         try:
             options = await self.refresh_options()
             return await session.run(options, self.socket(options))

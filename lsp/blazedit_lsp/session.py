@@ -83,9 +83,9 @@ def _request_path(uri: str) -> str:
 
 
 class EditSession:
-    def __init__(self, ls: LanguageServer, uri: str, target: EditTarget, options: Options) -> None:
-        """`options` are the settings as last read; `run` gets the current ones."""
-        self.ls, self.uri, self.target, self.options = ls, uri, target, options
+    def __init__(self, ls: LanguageServer, uri: str, target: EditTarget) -> None:
+        self.ls, self.uri, self.target = ls, uri, target
+        self.options: Options  # the settings `run` is given
         self.encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
         document = self._document()
         self.original = document.source
@@ -241,7 +241,7 @@ class EditSession:
             logger.warning("workspace/applyEdit failed: %s", exc)
             applied = False
         if applied:  # Zed and Neovim say so even when they skipped the edit: their didChange tells
-            await self._wait_for(lambda: self._holds(expected))
+            return await self._wait_for(lambda: self._holds(expected))
         return self._holds(expected)
 
     def _holds(self, expected: str) -> bool:
@@ -259,17 +259,16 @@ class EditSession:
 
     async def _newer_than(self, version: int | None) -> bool:
         """Whether the editor sends a text newer than `version` within SETTLE_TIMEOUT."""
-        await self._wait_for(lambda: self._document().version != version)
-        return self._document().version != version
+        return await self._wait_for(lambda: self._document().version != version)
 
-    async def _wait_for(self, ready: Callable[[], bool]) -> None:
-        """Wait until `ready()`, checked at each didChange, for SETTLE_TIMEOUT at most."""
+    async def _wait_for(self, ready: Callable[[], bool]) -> bool:
+        """Wait until `ready()`, checked at each didChange, for SETTLE_TIMEOUT at most; `ready()` then."""
         deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT
         while True:
             self._changed.clear()
             remaining = deadline - asyncio.get_running_loop().time()
-            if ready() or remaining <= 0:
-                return
+            if (done := ready()) or remaining <= 0:
+                return done
             # asyncio.timeout, not wait_for, which can drop a cancel (see blazedit_client.ws)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):

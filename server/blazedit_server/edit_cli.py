@@ -71,7 +71,7 @@ def stats_line(finished) -> str:
 
 def check_request(args: argparse.Namespace, original: str, params: SamplingParams) -> None:
     """The engine's own checks of the edit, made before the models load (seconds) and naming the flag."""
-    from .engine.runner import check_params, check_text
+    from .engine.runner import check_edit_request
 
     flags = {
         "file": str(args.file),
@@ -80,9 +80,7 @@ def check_request(args: argparse.Namespace, original: str, params: SamplingParam
         "temperature": "--temperature",
     }
     try:
-        check_text(original, "file")
-        check_text(args.instruction, "instruction")
-        check_params(params)
+        check_edit_request(original, args.instruction, params)
     except InvalidRequestError as exc:
         raise InvalidRequestError(f"{exc.message} ({flags[exc.param]})", param=exc.param) from exc
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest_lsp
 from blazedit_client.errors import InvalidRequestError
+from blazedit_client.lines import LINE_END
 from blazedit_client.protocol import EditResponse, FinishReason, Stats, Strategy, Timings
 from blazedit_server.engine.runner import Finished, Started, Step
 from fixtures.daemon import Daemon
@@ -52,7 +53,6 @@ VSCODE_CHANGE_DELAY = 0.25
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def editor_offset(text: str, position: types.Position, encoding: str) -> int:
@@ -123,12 +123,12 @@ class Editor:
 
     def _apply(self, uri: str, edits: list[types.TextEdit]) -> None:
         text = self.documents[uri].text
-        eol = _LINE_BREAK.search(text)
+        eol = LINE_END.search(text)
         spans = [
             (
                 editor_offset(text, e.range.start, self.encoding),
                 editor_offset(text, e.range.end, self.encoding),
-                _LINE_BREAK.sub(eol.group(), e.new_text) if self.normalize_eol and eol else e.new_text,
+                LINE_END.sub(eol.group(), e.new_text) if self.normalize_eol and eol else e.new_text,
             )
             for e in edits
         ]
@@ -185,9 +185,16 @@ def make_editor_client() -> LanguageClient:
 CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_editor_client)
 
 
-async def start_editor(client: LanguageClient, profile: str, options: dict, **behaviour) -> Editor:
-    """Initialize the bridge with an editor's capabilities and these initialization options; `behaviour`
-    sets the editor's options (`change_delay`, `normalize_eol`)."""
+async def start_editor(
+    client: LanguageClient,
+    profile: str,
+    options: dict,
+    *,
+    change_delay: float = 0.0,
+    normalize_eol: bool = False,
+) -> Editor:
+    """Initialize the bridge with an editor's capabilities and these initialization options, the editor
+    holding didChange back `change_delay` seconds and normalising inserted line breaks if asked."""
     name = "Neovim" if profile.startswith("neovim") else profile  # Neovim sends clientInfo.name "Neovim"
     params = types.InitializeParams(
         capabilities=client_capabilities(profile),
@@ -198,8 +205,7 @@ async def start_editor(client: LanguageClient, profile: str, options: dict, **be
     editor = client.editor
     editor.stale = PROFILES.get(profile, "reject")
     editor.encoding = str(result.capabilities.position_encoding or "utf-16")
-    for name, value in behaviour.items():
-        setattr(editor, name, value)
+    editor.change_delay, editor.normalize_eol = change_delay, normalize_eol
     return editor
 
 

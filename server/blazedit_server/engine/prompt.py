@@ -134,11 +134,10 @@ class FileExtractor:
 
     def __init__(self, original: str) -> None:
         self.form = FileForm.of(original)
-        original = self.form.plain(original)
+        self.plain = original = self.form.plain(original)  # the file as the model reads it
         self.bom_due = self.form.bom  # the BOM goes before the first content
         self.after_cr = False  # the content so far ends with "\r": a "\n" next completes its CRLF
         self.first_line = original.split("\n", 1)[0].strip()
-        self.original_lines = code_lines(original)
         self.final_newline = original.endswith("\n")
         self.opening = len(fence_for(original))
         self.state = "inside" if self.opening > len(FENCE) else "before"  # see reply_start
@@ -252,7 +251,7 @@ class FileExtractor:
         rest, self.pending = self.pending, ""
         if self.state == "before":
             reply = self.prose + rest
-            if code_lines(reply) & self.original_lines:
+            if code_lines(reply) & code_lines(self.plain):
                 return reply
             self.no_file = True
             return ""

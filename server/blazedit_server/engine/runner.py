@@ -25,7 +25,7 @@ from . import loading
 from .backend import Backend
 from .drafters import DRAFT, PLD, LookupDrafter, ModelDrafter
 from .policy import DEFAULT_COSTS, Costs, Planner, measure
-from .prompt import FileExtractor, FileForm, edit_messages, fence_for, file_end, reply_start
+from .prompt import FileExtractor, edit_messages, fence_for, file_end, reply_start
 from .sampling import make_sampler
 from .speculative import StepResult, anywhere, generate
 from .text import Detokenizer, StopStrings
@@ -96,6 +96,13 @@ def check_params(params: SamplingParams) -> None:
         raise InvalidRequestError("top_p must be in (0, 1]", param="top_p")
     if any(not isinstance(stop, str) for stop in params.stop):
         raise InvalidRequestError("stop must be a list of strings", param="stop")
+
+
+def check_edit_request(file: Any, instruction: Any, params: SamplingParams) -> None:
+    """An edit's checks; the daemon and the command line make them too, before queueing or loading."""
+    check_text(file, "file")
+    check_text(instruction, "instruction")
+    check_params(params)
 
 
 def check_prompt(prompt: Any) -> str:
@@ -295,15 +302,14 @@ class Engine:
         params: SamplingParams = SamplingParams(),
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
-        check_text(file, "file")
-        check_text(instruction, "instruction")
-        check_params(params)
-        plain = FileForm.of(file).plain(file)  # what the model reads; the extractor gives the form back
+        check_edit_request(file, instruction, params)
+        extractor = FileExtractor(file)  # the model reads `plain`; the extractor gives the file's form back
+        plain = extractor.plain
         prompt, end = self.encode_edit(plain, instruction, language, path)
         needed = params.max_new_tokens or len(self.encode_text(plain)) + 16
         self.check_context(len(prompt), needed, "file" if params.max_new_tokens is None else "max_tokens")
         request = self.request(prompt, None, strategy, params, cancel)
-        request.extractor = FileExtractor(file)
+        request.extractor = extractor
         request.stops = {end: self.encode_text(fence_for(plain))}  # the answer closes the fence, then ends
         return self.run(request)
 

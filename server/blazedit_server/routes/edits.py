@@ -27,7 +27,7 @@ from blazedit_server.deps import (
     note_finished,
     start_job,
 )
-from blazedit_server.engine.runner import Engine, SamplingParams, check_params, check_text
+from blazedit_server.engine.runner import Engine, SamplingParams, check_edit_request
 from blazedit_server.errors import stream_error
 from blazedit_server.openai_protocol import ErrorResponse
 from blazedit_server.settings import Settings
@@ -68,9 +68,7 @@ def check_edit(body: EditRequest, engine: Engine, settings: Settings) -> None:
     check_model(body.model, engine)
     check_size(body.file, "file", settings)
     check_size(body.instruction, "instruction", settings)
-    check_text(body.file, "file")
-    check_text(body.instruction, "instruction")
-    check_params(edit_params(body))
+    check_edit_request(body.file, body.instruction, edit_params(body))
 
 
 def edit_call(body: EditRequest) -> EngineCall:
